@@ -1,0 +1,3 @@
+from copilot_repl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Checkpoint directories: written atomically, loaded without ever executing code from them.
+
+A directory holds `model.safetensors`, `checkpoint.json` (model and training config, tokenizer plugin,
+corpus fingerprint, metrics, loss history, versions), the tokenizer's own files under `tokenizer/`, and
+optionally `optimizer.pt` (plain tensors, read with `weights_only=True`) for `--resume`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from copilot_repl import __version__
+from copilot_repl.errors import CheckpointError, CopilotReplError
+from copilot_repl.model import GPT, GPTConfig
+from copilot_repl.tokenizer import Tokenizer, tokenizer_class
+
+FORMAT = 1
+META = "checkpoint.json"
+WEIGHTS = "model.safetensors"
+OPTIMIZER = "optimizer.pt"
+TOKENIZER_DIR = "tokenizer"
+
+
+def paras_dir(override: str | None = None) -> Path:
+    """Checkpoints live in ./paras, like a project's own folder; --paras or $COPILOT_REPL_PARAS move it."""
+    return Path(override or os.environ.get("COPILOT_REPL_PARAS") or "paras")
+
+
+def shipped_default() -> Path:
+    return Path(str(resources.files("copilot_repl_paras") / "default"))
+
+
+def resolve(model: str | None, paras: str | None = None) -> Path:
+    """A checkpoint directory from a path, a NAME under paras/, or (None) the default model."""
+    if model is None:
+        local = paras_dir(paras) / "default"
+        return local if (local / META).is_file() else shipped_default()
+    path = Path(model).expanduser()
+    candidates = [path] if path.is_absolute() or os.sep in model else [path, paras_dir(paras) / model]
+    for candidate in candidates:
+        _recover(candidate)
+        if candidate.is_dir():
+            return candidate
+    if path.exists():
+        raise CheckpointError(f"{model} is a file, not a checkpoint directory")
+    raise CheckpointError(f"no checkpoint {model!r} (not a folder, nor a name under {paras_dir(paras)}/); see `copilot-repl models`")
+
+
+def _recover(final: Path) -> None:
+    """If a crash fell between the two renames of a save, put the previous checkpoint back."""
+    old = final.with_name(f".{final.name}.old")
+    if not final.exists() and (old / META).is_file():
+        os.replace(old, final)
+
+
+def versions() -> dict:
+    return {"copilot_repl": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def save(directory: Path, model: GPT, tokenizer: Tokenizer, meta: dict, optimizer_state: dict | None = None) -> None:
+    """Write a complete checkpoint beside `directory`, then swap it in; the old one survives any crash."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    tmp.chmod(0o755)  # mkdtemp's private mode would otherwise stick to the checkpoint
+    old = directory.with_name(f".{directory.name}.old")
+    try:
+        raw = getattr(model, "_orig_mod", model)  # never save torch.compile's wrapper names
+        save_file({k: v.detach().contiguous().cpu() for k, v in raw.state_dict().items()}, tmp / WEIGHTS)
+        (tmp / TOKENIZER_DIR).mkdir()
+        tokenizer.save(tmp / TOKENIZER_DIR)
+        full = {"format": FORMAT, "model": raw.config.to_dict(), **meta, "versions": versions()}
+        full["tokenizer"] = {"name": tokenizer.name, "version": tokenizer.version, "vocab_size": tokenizer.vocab_size}
+        (tmp / META).write_text(json.dumps(full, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if optimizer_state is not None:
+            torch.save(optimizer_state, tmp / OPTIMIZER)
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise CheckpointError(f"could not save checkpoint {directory}: {e.strerror or e}; the previous one is intact") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_meta(directory: Path) -> dict:
+    try:
+        meta = json.loads((directory / META).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory} is not a checkpoint (no {META})") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{directory / META} is unreadable or not JSON: {e}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("format"), int):
+        raise CheckpointError(f"{directory / META} has no format version")
+    if meta["format"] > FORMAT:
+        raise CheckpointError(f"{directory} was written by a newer copilot-repl (format {meta['format']}); upgrade")
+    return meta
+
+
+@dataclass
+class Loaded:
+    directory: Path
+    model: GPT
+    tokenizer: Tokenizer
+    meta: dict
+
+
+def load(directory: Path, device: str = "cpu") -> Loaded:
+    """Load weights, config and tokenizer; every failure is a CheckpointError saying what is wrong."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    try:
+        config = GPTConfig(**meta["model"])
+        tokenizer = tokenizer_class(meta["tokenizer"]["name"]).load(directory / TOKENIZER_DIR)
+    except CopilotReplError as e:
+        raise CheckpointError(f"cannot load {directory}: {e}") from None
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{directory / META} lacks or garbles the model config: {e}") from None
+    if tokenizer.vocab_size > config.vocab_size:
+        raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} ids, model only {config.vocab_size}")
+    try:
+        state = load_file(directory / WEIGHTS)
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory} has no {WEIGHTS}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{directory / WEIGHTS} is corrupt or truncated: {e}") from None
+    model = GPT(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{directory}: weights do not match the config ({first})") from None
+    model.to(device).eval()
+    return Loaded(directory, model, tokenizer, meta)
+
+
+def load_optimizer_state(directory: Path) -> dict | None:
+    path = Path(directory) / OPTIMIZER
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        raise CheckpointError(f"{path} cannot be loaded safely: {e.__class__.__name__}") from None

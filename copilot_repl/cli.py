@@ -1,0 +1,164 @@
+"""The console script: `--once`, subcommands (every `:command` is one), and the REPL or batch mode.
+
+Machine-facing output (stdout of --once, subcommands and batch mode) carries no colour or progress;
+those go to stderr, and only when it is a terminal. Errors are one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from copilot_repl import __version__
+from copilot_repl.errors import CopilotReplError, UsageError
+from copilot_repl.generate import Sampling
+from copilot_repl.settings import SETTINGS, parse_setting
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="copilot-repl", description="Train a small GPT on Python code and use it as a completer.",
+                epilog="Commands (copilot-repl COMMAND --help): train, eval, models, tokenizers, show. "
+                       "Without --once or a command: the interactive REPL (batch mode when stdin is not a terminal).")
+    p.add_argument("--once", metavar="PROMPT", help="print one completion of PROMPT (- reads stdin) and exit")
+    p.add_argument("--model", help="checkpoint directory or NAME under paras/ (default: the shipped model)")
+    p.add_argument("--paras", help="folder of named checkpoints (default ./paras or $COPILOT_REPL_PARAS)")
+    p.add_argument("--device", default="cpu", help="device for generation: cpu, cuda, mps, auto")
+    for name in SETTINGS:
+        flag = "--" + name.replace("_", "-")
+        if name == "stop":
+            p.add_argument(flag, action="append", metavar="TEXT", help=SETTINGS[name].help + " (repeatable)")
+        else:
+            p.add_argument(flag, metavar="VALUE", help=SETTINGS[name].help)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-history", action="store_true", help="REPL: do not read or write the history file")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"copilot-repl {__version__}")
+    return p
+
+
+def sampling_from(args: argparse.Namespace, base: Sampling | None = None) -> Sampling:
+    values = dict((base or Sampling()).__dict__)
+    for name in SETTINGS:
+        raw = getattr(args, name)
+        if raw is None:
+            continue
+        if name == "stop":
+            values["stop"] = [s for text in raw for s in parse_setting("stop", text)]
+        else:
+            values[name] = parse_setting(name, raw)
+    return Sampling(**values)
+
+
+def split_command(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str], str | None, list[str]]:
+    """Global options, the command name (if any) and the command's own arguments."""
+    from copilot_repl.commands import COMMANDS
+
+    takes_value = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in COMMANDS:
+            return argv[:i], token, argv[i + 1 :]
+        if not token.startswith("-"):
+            break
+        i += 2 if token in takes_value else 1
+    return argv, None, []
+
+
+class ShellOutput:
+    """Results to stdout; notices and progress to stderr (a rich bar only when stderr is a terminal)."""
+
+    def __init__(self, json_mode: bool = False):
+        self.json_mode = json_mode
+
+    def result(self, text: str) -> None:
+        print(text, flush=True)
+
+    def info(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def train_callback(self):
+        from copilot_repl.progress import plain_progress, rich_progress
+
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            return rich_progress(Console(stderr=True))
+        return plain_progress(sys.stderr)
+
+
+def once(session, prompt: str, json_mode: bool) -> None:
+    completion = session.completion(sys.stdin.read() if prompt == "-" else prompt)
+    if completion.cropped_tokens and sys.stderr.isatty():
+        print(f"note: prompt cropped: its first {completion.cropped_tokens} tokens do not fit the context", file=sys.stderr)
+    if json_mode:
+        for _ in completion:
+            pass
+        print(json.dumps({"completion": completion.text, "tokens": completion.tokens, "stop_reason": completion.reason,
+                          "seconds": round(completion.seconds, 4), "tokens_per_second": round(completion.tokens_per_second, 1),
+                          "seed": completion.seed, "prompt_tokens": completion.prompt_tokens,
+                          "cropped_tokens": completion.cropped_tokens, "model": str(session.model().directory)}))
+        return
+    try:
+        for piece in completion:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    finally:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    if sys.stderr.isatty():
+        print(f"\033[2m[{completion.tokens} tokens, {completion.tokens_per_second:.0f} tok/s, {completion.reason}]\033[0m", file=sys.stderr)
+
+
+def _main(argv: list[str]) -> int:
+    from copilot_repl.session import Session
+
+    parser = build_parser()
+    global_argv, name, command_argv = split_command(argv, parser)
+    args = parser.parse_args(global_argv)
+    session = Session(model_ref=args.model, paras=args.paras, device=args.device, sampling=sampling_from(args), debug=args.debug)
+    if name is not None:
+        from copilot_repl.commands import COMMANDS, run_command
+
+        if command_argv in (["--help"], ["-h"]):
+            print(COMMANDS[name].help(prefix="copilot-repl "))
+            return 0
+        run_command(session, name, command_argv, ShellOutput(args.json), prefix="copilot-repl ")
+        return 0
+    if args.once is not None:
+        once(session, args.once, args.json)
+        return 0
+    from copilot_repl.repl import run
+
+    return run(session, history=not args.no_history)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        return _main(argv)
+    except CopilotReplError as e:
+        if debug:
+            raise
+        print(f"copilot-repl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(e, UsageError) else EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except BrokenPipeError:
+        sys.stderr.close()  # a reader that went away (| head) is not an error
+        return 0
+    except Exception as e:  # the last line of defence: one line, unless --debug
+        if debug:
+            raise
+        print(f"copilot-repl: internal error: {e.__class__.__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,224 @@
+"""The command layer: one registry and one argparse parser per command, shared by the REPL
+(`:train ...`) and the shell (`copilot-repl train ...`). Handlers report through an `Output`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from copilot_repl.errors import UsageError
+from copilot_repl.session import Session
+
+
+class Output(Protocol):
+    """Where a command's results go; the shell and the REPL each provide one."""
+
+    json_mode: bool
+
+    def result(self, text: str) -> None: ...  # the answer (stdout in the shell)
+    def info(self, text: str) -> None: ...  # status and notices (stderr in the shell)
+    def train_callback(self) -> Callable[[str, dict], None]: ...
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage and exit; we raise instead
+        raise UsageError(f"{self.prog}: {message}")
+
+
+@dataclass
+class Command:
+    name: str
+    summary: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Session, argparse.Namespace, Output], None]
+
+    def parser(self, prefix: str = ":") -> argparse.ArgumentParser:
+        parser = _Parser(prog=f"{prefix}{self.name}", description=self.summary, add_help=False, exit_on_error=False)
+        self.add_arguments(parser)
+        return parser
+
+    def help(self, prefix: str = ":") -> str:
+        return self.parser(prefix).format_help().rstrip()
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, summary: str, add_arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+    def register(run):
+        COMMANDS[name] = Command(name, summary, add_arguments, run)
+        return run
+
+    return register
+
+
+def run_command(session: Session, name: str, argv: list[str], out: Output, prefix: str = ":") -> None:
+    if name not in COMMANDS:
+        raise UsageError(f"unknown command {prefix}{name}; {prefix}help lists them")
+    cmd = COMMANDS[name]
+    try:
+        args = cmd.parser(prefix).parse_args(argv)
+    except argparse.ArgumentError as e:
+        raise UsageError(f"{prefix}{name}: {e}") from None
+    cmd.run(session, args, out)
+
+
+def run_line(session: Session, line: str, out: Output) -> None:
+    """Run one `:command args` line as typed in the REPL (`/` works as the prefix too)."""
+    try:
+        words = shlex.split(line[1:])
+    except ValueError as e:
+        raise UsageError(f"cannot parse {line!r}: {e}") from None
+    if not words:
+        raise UsageError("empty command; :help lists them")
+    run_command(session, words[0], words[1:], out)
+
+
+# -- train --------------------------------------------------------------------------------------------
+def parse_duration(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 90s, 10m, 1.5h)")
+    return float(m.group(1)) * {"s": 1, None: 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be positive")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from copilot_repl.devices import DEVICES
+
+    p.add_argument("--corpus", nargs="+", default=["stdlib"], help="files, folders of .py, `stdlib` or `site`")
+    p.add_argument("--tokenizer", default="bpe", help="a tokenizer plugin: char, bpe, tiktoken, ...")
+    p.add_argument("--vocab-size", type=_positive(int), help="vocabulary size (default: the plugin's)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive(float), help="passes over the training tokens (default 1)")
+    length.add_argument("--steps", type=_positive(int), help="optimizer steps")
+    length.add_argument("--time", type=parse_duration, help="wall-clock budget, e.g. 10m")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--batch-size", type=_positive(int), default=16)
+    p.add_argument("--block-size", type=_positive(int), default=256, help="context length in tokens")
+    p.add_argument("--layers", type=_positive(int), default=4)
+    p.add_argument("--heads", type=_positive(int), default=4)
+    p.add_argument("--dim", type=_positive(int), default=128)
+    p.add_argument("--lr", type=_positive(float), default=3e-3)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--name", default="model", help="save to paras/NAME")
+    p.add_argument("--resume", action="store_true", help="continue paras/NAME where it stopped")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+
+
+@command("train", "train a model from scratch, save it under paras/NAME and make it active", _train_args)
+def train_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl.train import TrainConfig, train
+
+    if "/" in args.name or args.name in ("", ".", ".."):
+        raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
+    fields = {k: v for k, v in vars(args).items()}
+    result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()])
+    note = "interrupted; " if result.interrupted else ""
+    out.info(f"{note}saved {result.directory} at step {result.step}: val {result.val_bpb:.3f} bits/byte")
+    session.load(str(result.directory))
+    if out.json_mode:
+        out.result(json.dumps({"path": str(result.directory), "step": result.step, "val_bpb": result.val_bpb,
+                               "tokens_per_second": result.tokens_per_second, "interrupted": result.interrupted}))
+
+
+# -- eval ---------------------------------------------------------------------------------------------
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", help="files or folders to score (default: the held-out split)")
+    p.add_argument("--model", help="checkpoint to score (default: the active one)")
+    p.add_argument("--json", action="store_true")
+
+
+@command("eval", "bits per byte and next-token accuracy on files, or on the held-out split", _eval_args)
+def eval_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl import data
+    from copilot_repl.evaluate import bits_per_byte, mean_loss
+
+    if args.model:
+        session.load(args.model)
+    loaded = session.model()
+    if args.files:
+        corpus = data.gather(args.files)
+        texts, what = corpus.train + corpus.val, " ".join(args.files)
+    else:
+        spec = loaded.meta.get("corpus", {}).get("spec") or ["stdlib"]
+        corpus = data.gather(spec)
+        texts, what = corpus.val, f"held-out split of {' '.join(spec)}"
+        if corpus.fingerprint != loaded.meta.get("corpus", {}).get("fingerprint"):
+            out.info("note: the corpus has changed since training; the held-out split may differ")
+    tokens = data.encode_docs(loaded.tokenizer, texts, "int64")
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    loss, accuracy = mean_loss(loaded.model, tokens, 16)
+    bpb = bits_per_byte(loss, len(tokens), n_bytes)
+    report = {"model": str(loaded.directory), "data": what, "files": len(texts), "bytes": n_bytes,
+              "tokens": len(tokens), "bits_per_byte": round(bpb, 4), "accuracy": round(accuracy, 4)}
+    if args.json or out.json_mode:
+        out.result(json.dumps(report))
+    else:
+        out.result(f"{bpb:.4f} bits/byte, {accuracy:.1%} next-token accuracy on {what} ({len(texts)} files, {n_bytes:,} bytes)")
+
+
+# -- models, tokenizers, show -----------------------------------------------------------------------
+@command("models", "list checkpoints under paras/: size, tokenizer, val bits/byte, date")
+def models_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    import datetime
+
+    from copilot_repl import checkpoint
+
+    rows = []
+    root = checkpoint.paras_dir(session.paras)
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    if not any(p.name == "default" for p in dirs):
+        dirs.append(checkpoint.shipped_default())
+    for d in dirs:
+        try:
+            meta = checkpoint.read_meta(d)
+        except Exception:
+            continue
+        size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / 1e6
+        date = datetime.datetime.fromtimestamp((d / checkpoint.META).stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        bpb = meta.get("metrics", {}).get("val_bpb")
+        rows.append(f"{d.name:<16} {size:6.1f} MB  {meta['tokenizer']['name']:<9} "
+                    f"{bpb if bpb is None else round(bpb, 3)!s:>6} bits/byte  {date}  {d}")
+    out.result("\n".join(rows) if rows else f"no checkpoints under {root}/")
+
+
+@command("tokenizers", "list the registered tokenizer plugins and where each comes from")
+def tokenizers_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl.plugins import tokenizer_sources
+
+    out.result("\n".join(f"{name:<12} {origin}" for name, origin in sorted(tokenizer_sources().items())))
+
+
+@command("show", "the active model: config, parameters, tokenizer, corpus and training metrics")
+def show_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    loaded = session.model()
+    meta = loaded.meta
+    lines = [
+        f"model      {loaded.directory}",
+        f"params     {loaded.model.num_params():,}  ({', '.join(f'{k}={v}' for k, v in meta['model'].items())})",
+        f"tokenizer  {meta['tokenizer']['name']} ({loaded.tokenizer.vocab_size} ids)",
+        f"device     {next(loaded.model.parameters()).device}",
+        f"corpus     {' '.join(meta.get('corpus', {}).get('spec', []))} ({meta.get('corpus', {}).get('fingerprint', '?')})",
+        f"metrics    {json.dumps(meta.get('metrics', {}))}",
+        f"made by    {json.dumps(meta.get('made_by', {}))}",
+    ]
+    out.result("\n".join(lines))

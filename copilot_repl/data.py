@@ -1,0 +1,188 @@
+"""Corpus gathering, train/validation split, fingerprints, the token cache and training batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sysconfig
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from copilot_repl.errors import CorpusError
+
+MAX_FILE_BYTES = 1_000_000  # larger files are mostly generated data, not code worth learning from
+VAL_PER_MILLE = 50  # 5% of files, chosen by content hash so the split never depends on paths
+SKIP_DIRS = {"test", "tests", "idle_test", "__pycache__", "site-packages", "dist-packages", ".git"}
+
+
+def cache_dir() -> Path:
+    """Where token caches and trained tokenizers live ($COPILOT_REPL_CACHE, else XDG's cache dir)."""
+    if os.environ.get("COPILOT_REPL_CACHE"):
+        return Path(os.environ["COPILOT_REPL_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "copilot-repl"
+
+
+@dataclass
+class Corpus:
+    train: list[str]
+    val: list[str]
+    fingerprint: str
+    spec: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {
+            "spec": self.spec,
+            "fingerprint": self.fingerprint,
+            "train_files": len(self.train),
+            "val_files": len(self.val),
+            "train_bytes": sum(len(t.encode("utf-8")) for t in self.train),
+            "val_bytes": sum(len(t.encode("utf-8")) for t in self.val),
+            "skipped": self.skipped,
+        }
+
+
+def _python_files(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        found += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py")]
+    return found
+
+
+def resolve_spec(item: str) -> list[Path]:
+    """Files named by one `--corpus` item: a file, a folder (recursive *.py), `stdlib` or `site`."""
+    if item == "stdlib":
+        return _python_files(Path(sysconfig.get_paths()["stdlib"]))
+    if item == "site":
+        return [p for p in Path(sysconfig.get_paths()["purelib"]).rglob("*.py") if "__pycache__" not in p.parts]
+    path = Path(item).expanduser()
+    if path.is_dir():
+        return _python_files(path)
+    if path.is_file():
+        return [path]
+    if path.exists():
+        raise CorpusError(f"corpus item {item!r} is not a regular file or folder")
+    raise CorpusError(f"corpus item {item!r} does not exist (give files, folders, 'stdlib' or 'site')")
+
+
+def _read_text(path: Path, skipped: dict[str, int]) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        skipped["too_large"] = skipped.get("too_large", 0) + 1
+        return None
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        skipped["not_utf8"] = skipped.get("not_utf8", 0) + 1
+        return None
+    if not text.strip() or "\x00" in text:
+        skipped["empty_or_binary"] = skipped.get("empty_or_binary", 0) + 1
+        return None
+    return text
+
+
+def gather(spec: list[str]) -> Corpus:
+    """Read, check, de-duplicate and split the corpus; deterministic for the same file contents."""
+    skipped: dict[str, int] = {}
+    by_hash: dict[str, str] = {}
+    for item in spec:
+        for path in resolve_spec(item):
+            text = _read_text(path, skipped)
+            if text is None:
+                continue
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            if digest in by_hash:
+                skipped["duplicate"] = skipped.get("duplicate", 0) + 1
+            by_hash[digest] = text
+    if not by_hash:
+        raise CorpusError(f"no usable Python text in corpus {' '.join(spec)} (skipped: {skipped or 'nothing found'})")
+    digests = sorted(by_hash)
+    val_digests = [d for d in digests if int(d[:8], 16) % 1000 < VAL_PER_MILLE]
+    if not val_digests and len(digests) > 1:
+        val_digests = [digests[0]]
+    train = [by_hash[d] for d in digests if d not in val_digests]
+    val = [by_hash[d] for d in val_digests]
+    if not train:  # a single file: hold out its last tenth, cut at a line boundary
+        lines = val[0].splitlines(keepends=True)
+        cut = max(1, len(lines) * 9 // 10)
+        train, val = ["".join(lines[:cut])], ["".join(lines[cut:]) or lines[-1]]
+    fingerprint = hashlib.sha256(("v1" + ",".join(digests) + "|" + ",".join(val_digests)).encode()).hexdigest()[:16]
+    return Corpus(train, val, fingerprint, list(spec), skipped)
+
+
+def _atomic_dir(final: Path, fill) -> None:
+    """Build a directory under a temporary name, then rename it into place in one step."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp.chmod(0o755)
+    try:
+        fill(tmp)
+        os.replace(tmp, final)
+    except OSError:
+        if not final.exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached_tokenizer(corpus: Corpus, tokenizer_cls, vocab_size: int | None):
+    """Train the tokenizer on the corpus, or reuse the one trained before on the same corpus."""
+    directory = cache_dir() / "tokenizers" / f"{tokenizer_cls.name}-{vocab_size}-{corpus.fingerprint}"
+    if not directory.is_dir():
+        tokenizer = tokenizer_cls.train(corpus.train, vocab_size)
+        _atomic_dir(directory, tokenizer.save)
+    return tokenizer_cls.load(directory), directory
+
+
+@dataclass
+class TokenSplits:
+    train: np.ndarray
+    val: np.ndarray
+    val_bytes: int  # UTF-8 bytes behind the validation tokens, for bits per byte
+    reused: bool
+
+
+def encode_docs(tokenizer, texts: list[str], dtype) -> np.ndarray:
+    eot = tokenizer.eot_id
+    parts = []
+    for start in range(0, len(texts), 256):
+        for ids in tokenizer.encode_batch(texts[start : start + 256]):
+            parts.append(np.asarray(ids + [eot], dtype=dtype))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def token_cache(corpus: Corpus, tokenizer, tokenizer_fingerprint: str) -> TokenSplits:
+    """Tokens of both splits in memmaps keyed by corpus and tokenizer fingerprints, built once."""
+    dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
+    directory = cache_dir() / "tokens" / f"{corpus.fingerprint}-{tokenizer_fingerprint}"
+    reused = (directory / "meta.json").is_file()
+    if not reused:
+
+        def fill(tmp: Path) -> None:
+            for split, texts in (("train", corpus.train), ("val", corpus.val)):
+                encode_docs(tokenizer, texts, dtype).tofile(tmp / f"{split}.bin")
+            meta = {"dtype": np.dtype(dtype).name, "val_bytes": sum(len(t.encode("utf-8")) for t in corpus.val)}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+
+        _atomic_dir(directory, fill)
+    meta = json.loads((directory / "meta.json").read_text())
+    load = lambda split: np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r")  # noqa: E731
+    return TokenSplits(load("train"), load("val"), meta["val_bytes"], reused)
+
+
+def batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator):
+    """Random windows of `block_size + 1` tokens: inputs and next-token targets as int64 arrays."""
+    starts = rng.integers(0, len(tokens) - block_size - 1, size=batch_size)
+    windows = np.stack([tokens[s : s + block_size + 1] for s in starts]).astype(np.int64)
+    return windows[:, :-1], windows[:, 1:]

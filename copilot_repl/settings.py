@@ -1,0 +1,90 @@
+"""Generation settings: one typed, range-checked table shared by `:set`, `--once` flags and config files."""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from copilot_repl.errors import UsageError
+from copilot_repl.generate import Sampling
+from copilot_repl.stops import STOP_MODES
+
+MAX_TOKENS_LIMIT = 8192
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise UsageError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if value != value or (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+            lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+            hi = "" if high is None else f"<= {high}"
+            raise UsageError(f"{text} is out of range (must be {' and '.join(x for x in (lo, hi) if x)})")
+        return value
+
+    return parse
+
+
+def _seed(text: str) -> int | None:
+    if text.lower() in ("random", "none"):
+        return None
+    return _number(int, 0, 2**63 - 1)(text)
+
+
+def _stop(text: str) -> list[str]:
+    """Stop strings, separated by `|`; backslash escapes such as \\n are understood."""
+    if text.lower() in ("", "none"):
+        return []
+    try:
+        return [codecs.decode(part, "unicode_escape") for part in text.split("|") if part]
+    except UnicodeDecodeError as e:
+        raise UsageError(f"bad escape in stop string {text!r}: {e.reason}") from None
+
+
+def _choice(choices: tuple[str, ...]):
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise UsageError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting("temperature", _number(float, 0.0, 5.0), "randomness; 0 = always the most likely token"),
+        Setting("top_k", _number(int, 0, 1_000_000), "sample among the k most likely tokens; 0 = all"),
+        Setting("top_p", _number(float, 0.0, 1.0, low_open=True), "sample among the tokens holding this much probability"),
+        Setting("max_tokens", _number(int, 1, MAX_TOKENS_LIMIT), "longest completion, in tokens"),
+        Setting("seed", _seed, "random seed for sampling (an integer, or `random`)"),
+        Setting("stop", _stop, "extra stop strings, separated by |, escapes like \\n allowed; `none` clears"),
+        Setting("stop_mode", _choice(STOP_MODES), "block: stop when the prompt's block ends; line: at end of line", STOP_MODES),
+    )
+}
+
+
+def parse_setting(name: str, text: str) -> Any:
+    setting = SETTINGS.get(name)
+    if setting is None:
+        raise UsageError(f"unknown setting {name!r}; settings: {', '.join(SETTINGS)}")
+    try:
+        return setting.parse(text)
+    except UsageError as e:
+        raise UsageError(f"{name}: {e}") from None
+
+
+def apply(sampling: Sampling, name: str, text: str) -> Sampling:
+    """A copy of `sampling` with one setting changed; the original is untouched if the value is bad."""
+    return Sampling(**{**sampling.__dict__, name: parse_setting(name, text)})

@@ -1,0 +1,193 @@
+"""The training loop. It knows nothing of terminals: progress goes to callbacks, as plain dicts."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from copilot_repl import checkpoint, data
+from copilot_repl.devices import resolve_device
+from copilot_repl.errors import CheckpointError, CorpusError, UsageError
+from copilot_repl.evaluate import bits_per_byte, mean_loss
+from copilot_repl.model import GPT, GPTConfig
+from copilot_repl.tokenizer import tokenizer_class
+
+
+@dataclass
+class TrainConfig:
+    corpus: list[str] = field(default_factory=lambda: ["stdlib"])
+    tokenizer: str = "bpe"
+    vocab_size: int | None = None  # None: the plugin's default (char: every character seen)
+    epochs: float | None = None
+    steps: int | None = None
+    time: float | None = None  # seconds of training; the LR schedule follows elapsed time then
+    device: str = "auto"
+    batch_size: int = 16
+    block_size: int = 256
+    layers: int = 4
+    heads: int = 4
+    dim: int = 128
+    lr: float = 3e-3
+    warmup: int = 100  # steps
+    cooldown: float = 0.4  # final fraction of the run over which the LR decays linearly
+    weight_decay: float = 0.1
+    eval_every: int = 200  # steps
+    eval_windows: int = 64  # context windows per periodic validation; the final one reads them all
+    seed: int = 1337
+    name: str = "model"
+    paras: str | None = None
+    resume: bool = False
+    compile: bool = False
+
+    def check(self) -> None:
+        if self.dim % self.heads or (self.dim // self.heads) % 2:
+            raise UsageError(f"--dim {self.dim} must split into --heads {self.heads} heads of even width")
+        for flag in ("batch_size", "block_size", "layers", "heads", "dim"):
+            if getattr(self, flag) < 1:
+                raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
+        if not self.lr > 0:
+            raise UsageError("--lr must be positive")
+        if sum(x is not None for x in (self.epochs, self.steps, self.time)) > 1:
+            raise UsageError("give only one of --epochs, --steps, --time")
+
+
+@dataclass
+class TrainResult:
+    directory: Path
+    step: int
+    val_bpb: float
+    tokens_per_second: float
+    interrupted: bool
+
+
+Callback = Callable[[str, dict], None]
+
+
+def lr_at(config: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up, a flat middle, then linear decay over the last `cooldown` of the run.
+    `progress` may come from steps or from elapsed time, so a time budget gets a full schedule."""
+    warm = min(1.0, (step + 1) / config.warmup)
+    decay = min(1.0, max(0.05, (1.0 - progress) / config.cooldown))
+    return config.lr * warm * decay
+
+
+def _optimizer(model: GPT, config: TrainConfig, device: str) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=device == "cuda")
+
+
+def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
+    """Train (or resume) a model and save it under paras/NAME; Ctrl-C saves before returning."""
+    emit = lambda event, **info: [cb(event, info) for cb in callbacks]  # noqa: E731
+    out_dir = checkpoint.paras_dir(config.paras) / config.name
+    state = None
+    if config.resume:
+        if not (out_dir / checkpoint.META).is_file():
+            raise CheckpointError(f"nothing to resume: {out_dir} is not a checkpoint")
+        state = checkpoint.load_optimizer_state(out_dir)
+        if state is None:
+            raise CheckpointError(f"{out_dir} has no optimizer state to resume from")
+        saved = checkpoint.read_meta(out_dir)["train"]
+        for key in ("corpus", "tokenizer", "vocab_size", "batch_size", "block_size", "layers", "heads", "dim"):
+            setattr(config, key, saved[key])
+    config.check()
+    device, device_reason = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+
+    emit("status", message=f"reading corpus {' '.join(config.corpus)}")
+    corpus = data.gather(config.corpus)
+    emit("status", message=f"tokenizer {config.tokenizer}")
+    tokenizer, tok_dir = data.cached_tokenizer(corpus, tokenizer_class(config.tokenizer), config.vocab_size)
+    config.vocab_size = config.vocab_size or tokenizer.vocab_size
+    splits = data.token_cache(corpus, tokenizer, tokenizer.fingerprint(tok_dir))
+    if len(splits.train) < config.block_size + 2:
+        raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
+
+    model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=config.block_size,
+                             n_layer=config.layers, n_head=config.heads, n_embd=config.dim)
+    model = checkpoint.load(out_dir).model if config.resume else GPT(model_config)
+    model.to(device).train()
+    optimizer = _optimizer(model, config, device)
+    step, elapsed_before, history = 0, 0.0, []
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed_before = int(state["step"]), float(state["elapsed"])
+        history = checkpoint.read_meta(out_dir).get("history", [])
+    step_model = torch.compile(model) if config.compile else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+
+    tokens_per_step = config.batch_size * config.block_size
+    steps_per_epoch = max(1, len(splits.train) // tokens_per_step)
+    total_steps = config.steps or (None if config.time else math.ceil((config.epochs or 1) * steps_per_epoch))
+    rng = np.random.default_rng([config.seed, step])
+    emit("start", params=model.num_params(), device=device, device_reason=device_reason, total_steps=total_steps,
+         time=config.time, train_tokens=len(splits.train), val_tokens=len(splits.val), cache_reused=splits.reused,
+         vocab_size=tokenizer.vocab_size, step=step)
+
+    def validate(windows: int | None) -> float:
+        loss, _ = mean_loss(model, splits.val, config.batch_size, windows)
+        return bits_per_byte(loss, len(splits.val), splits.val_bytes)
+
+    def save(val_bpb: float) -> None:
+        meta = {
+            "train": asdict(config) | {"device": device},
+            "corpus": corpus.describe() | {"tokens": {"train": len(splits.train), "val": len(splits.val)}},
+            "metrics": {"val_bpb": val_bpb, "step": step, "tokens_seen": step * tokens_per_step,
+                        "wall_time_s": round(elapsed(), 1), "tokens_per_second": round(tps(), 1)},
+            "made_by": {"command": " ".join(sys.argv), "device": device},
+            "history": history,
+        }
+        opt_state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed()}
+        checkpoint.save(out_dir, model, tokenizer, meta, opt_state)
+        emit("saved", path=str(out_dir), step=step, val_bpb=val_bpb)
+
+    start, start_step = time.perf_counter(), step
+    elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
+    tps = lambda: (step - start_step) * tokens_per_step / max(time.perf_counter() - start, 1e-9)  # noqa: E731
+    interrupted, smooth, val_bpb = False, None, float("nan")
+    try:
+        while True:
+            progress = step / total_steps if total_steps else elapsed() / config.time
+            if progress >= 1.0:
+                break
+            lr = lr_at(config, step, progress)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in data.batch(splits.train, config.batch_size, config.block_size, rng))
+            with autocast:
+                _, loss = step_model(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            loss_value = loss.item()
+            smooth = loss_value if smooth is None else 0.9 * smooth + 0.1 * loss_value
+            record = {"step": step, "loss": round(smooth, 4), "lr": lr, "elapsed": round(elapsed(), 2)}
+            if step % config.eval_every == 0:
+                val_bpb = validate(config.eval_windows)
+                record["val_bpb"] = round(val_bpb, 4)
+            if step % 10 == 0 or "val_bpb" in record:
+                history.append(record)
+            emit("step", **record, progress=progress, tokens_per_second=tps())
+            if step % steps_per_epoch == 0 and total_steps and step < total_steps:
+                save(val_bpb)
+    except KeyboardInterrupt:
+        interrupted = True
+    emit("end", step=step, interrupted=interrupted)
+    if interrupted:
+        emit("status", message="interrupted: saving")
+    val_bpb = validate(None)
+    history.append({"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2), "val_bpb": round(val_bpb, 4)})
+    save(val_bpb)
+    return TrainResult(out_dir, step, val_bpb, tps(), interrupted)
