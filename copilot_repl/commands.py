@@ -122,6 +122,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="model", help="save to paras/NAME")
     p.add_argument("--resume", action="store_true", help="continue paras/NAME where it stopped")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
 @command("train", "train a model from scratch, save it under paras/NAME and make it active", _train_args)
@@ -130,12 +131,12 @@ def train_command(session: Session, args: argparse.Namespace, out: Output) -> No
 
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
-    fields = {k: v for k, v in vars(args).items()}
+    fields = {k: v for k, v in vars(args).items() if k != "json"}
     result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()])
     note = "interrupted; " if result.interrupted else ""
     out.info(f"{note}saved {result.directory} at step {result.step}: val {result.val_bpb:.3f} bits/byte")
     session.load(str(result.directory))
-    if out.json_mode:
+    if args.json or out.json_mode:
         out.result(json.dumps({"path": str(result.directory), "step": result.step, "val_bpb": result.val_bpb,
                                "tokens_per_second": result.tokens_per_second, "interrupted": result.interrupted}))
 

@@ -144,7 +144,7 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
             "corpus": corpus.describe() | {"tokens": {"train": len(splits.train), "val": len(splits.val)}},
             "metrics": {"val_bpb": val_bpb, "step": step, "tokens_seen": step * tokens_per_step,
                         "wall_time_s": round(elapsed(), 1), "tokens_per_second": round(tps(), 1)},
-            "made_by": {"command": " ".join(sys.argv), "device": device},
+            "made_by": {"command": " ".join(["copilot-repl", *sys.argv[1:]]), "device": device, "device_reason": device_reason},
             "history": history,
         }
         opt_state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed()}
@@ -180,7 +180,7 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
             if step % 10 == 0 or "val_bpb" in record:
                 history.append(record)
             emit("step", **record, progress=progress, tokens_per_second=tps())
-            if step % steps_per_epoch == 0 and total_steps and step < total_steps:
+            if step % steps_per_epoch == 0:  # a checkpoint per epoch; the final one comes after the loop
                 save(val_bpb)
     except KeyboardInterrupt:
         interrupted = True

@@ -1,0 +1,65 @@
+"""Shared fixtures: an isolated cache and paras folder, a small real corpus, a tiny trained model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+SMALL_MODULES = ["bisect.py", "colorsys.py", "keyword.py", "heapq.py", "fnmatch.py", "glob.py", "shlex.py", "textwrap.py"]
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    """A few real standard-library modules: real Python, small enough to train on in seconds."""
+    root = tmp_path_factory.mktemp("corpus")
+    for name in SMALL_MODULES:
+        (root / name).write_text((STDLIB / name).read_text(encoding="utf-8"), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path_factory, monkeypatch):
+    """Every test gets its own caches; models go to a per-session paras folder."""
+    monkeypatch.setenv("COPILOT_REPL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("COPILOT_REPL_PARAS", str(tmp_path_factory.getbasetemp() / "paras"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "config"))
+
+
+TINY = dict(layers=1, heads=2, dim=32, block_size=64, batch_size=8, eval_every=10, eval_windows=4, warmup=5, device="cpu")
+
+
+def train_tiny(corpus: Path, name: str, tokenizer: str = "char", **overrides):
+    from copilot_repl.train import TrainConfig, train
+
+    config = TrainConfig(corpus=[str(corpus)], tokenizer=tokenizer, name=name, **{"steps": 40, **TINY, **overrides})
+    return train(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(corpus_dir, tmp_path_factory) -> Path:
+    """A tiny char model trained once per test session, at paras/tiny."""
+    env = {"COPILOT_REPL_CACHE": str(tmp_path_factory.getbasetemp() / "cache"),
+           "COPILOT_REPL_PARAS": str(tmp_path_factory.getbasetemp() / "paras")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return train_tiny(corpus_dir, "tiny", steps=60).directory.resolve()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real program, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "copilot_repl", *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)

@@ -1,0 +1,94 @@
+"""The real program, run as a subprocess the way a shell script runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def test_once_prints_a_completion(tiny_model):
+    r = run_cli("--once", "def f(x):", "--model", str(tiny_model), "--seed", "1", "--max-tokens", "20")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("\n") and r.stderr == ""  # not a terminal: no stats, no colour
+    again = run_cli("--once", "def f(x):", "--model", str(tiny_model), "--seed", "1", "--max-tokens", "20")
+    assert again.stdout == r.stdout
+
+
+def test_once_reads_stdin_and_writes_json(tiny_model):
+    r = run_cli("--once", "-", "--model", "tiny", "--json", "--temperature", "0", "--max-tokens", "8", stdin="import os\n")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["tokens"] <= 8 and out["stop_reason"] in ("max tokens", "stop", "end of text") and out["prompt_tokens"] > 0
+
+
+def test_console_script_is_installed(tiny_model):
+    beside = Path(sys.executable).parent / "copilot-repl"
+    exe = str(beside) if beside.exists() else shutil.which("copilot-repl")
+    assert exe, "the copilot-repl console script is not on PATH"
+    r = subprocess.run([exe, "--once", "x =", "--model", str(tiny_model), "--max-tokens", "4"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_default_model_is_used_without_model_flag(tmp_path):
+    r = run_cli("--once", "def fib(n):", "--temperature", "0", "--max-tokens", "16", env={"COPILOT_REPL_PARAS": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["--once", "x", "--model", "no-such-model"], 1, "no checkpoint 'no-such-model'"),
+        (["--once", "x", "--temperature", "-1"], 2, "temperature"),
+        (["--once", "x", "--top-p", "2"], 2, "top_p"),
+        (["--once", "x", "--max-tokens", "0"], 2, "max_tokens"),
+        (["--once", "x", "--device", "cuda"], 1, "cuda"),
+        (["--bogus-flag"], 2, "unrecognized arguments"),
+        (["train", "--tokenizer", "nope", "--steps", "1"], 1, "unknown tokenizer 'nope'"),
+        (["train", "--steps", "zero"], 2, "--steps"),
+        (["train", "--dim", "30", "--heads", "4", "--steps", "1"], 2, "--dim 30"),
+        (["train", "--corpus", "/no/such/dir", "--steps", "1"], 1, "does not exist"),
+        (["eval", "--model", "no-such-model"], 1, "no checkpoint"),
+    ],
+)
+def test_errors_are_one_line_with_an_exit_code(args, code, fragment, tiny_model):
+    r = run_cli(*args)
+    assert r.returncode == code, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert fragment in lines[-1] and lines[-1].startswith("copilot-repl: error:")
+    assert sum("error" in line for line in lines) == 1 and "Traceback" not in r.stderr
+
+
+def test_train_then_eval_through_the_cli(corpus_dir, tmp_path):
+    r = run_cli("train", "--corpus", str(corpus_dir), "--tokenizer", "bpe", "--vocab-size", "300", "--steps", "15",
+                "--layers", "1", "--dim", "32", "--heads", "2", "--block-size", "32", "--name", "clitrain", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["step"] == 15 and result["val_bpb"] > 0
+    assert "training" in r.stderr and "saved" in r.stderr  # progress as plain lines, on stderr
+    r = run_cli("eval", "--model", "clitrain", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["bits_per_byte"] > 0
+    r = run_cli("eval", "--model", "clitrain", str(corpus_dir / "bisect.py"))
+    assert r.returncode == 0 and "bits/byte" in r.stdout
+    r = run_cli("models")
+    assert "clitrain" in r.stdout and "bpe" in r.stdout
+
+
+def test_tokenizers_lists_builtins():
+    r = run_cli("tokenizers")
+    assert r.returncode == 0
+    assert {line.split()[0] for line in r.stdout.splitlines()} >= {"char", "bpe", "tiktoken"}
+
+
+def test_output_to_a_closed_pipe_is_quiet(tiny_model):
+    r = subprocess.run(f"{sys.executable} -m copilot_repl --once 'x' --model {tiny_model} --max-tokens 50 | head -c 1 > /dev/null",
+                       shell=True, capture_output=True, text=True)
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from copilot_repl import data
+from copilot_repl.errors import CorpusError
+from copilot_repl.tokenizer import tokenizer_class
+
+
+def test_gather_is_deterministic_and_splits_by_file(corpus_dir):
+    a, b = data.gather([str(corpus_dir)]), data.gather([str(corpus_dir)])
+    assert a.fingerprint == b.fingerprint and a.train == b.train and a.val == b.val
+    assert a.val and a.train and not set(a.val) & set(a.train)
+
+
+def test_gather_checks_files(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "copy.py").write_text("x = 1\n")
+    (tmp_path / "latin1.py").write_bytes("s = 'caf\xe9'\n".encode("latin-1"))
+    (tmp_path / "empty.py").write_text("  \n")
+    (tmp_path / "notes.txt").write_text("not python")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.py").write_text("assert True\n")
+    corpus = data.gather([str(tmp_path)])
+    assert corpus.skipped == {"duplicate": 1, "not_utf8": 1, "empty_or_binary": 1}
+    assert corpus.train + corpus.val  # the single file is split into train and validation
+
+
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "only_text", "device"])
+def test_unusable_corpus_is_a_clear_error(tmp_path, make):
+    target = {"missing": tmp_path / "nope", "empty_dir": tmp_path, "device": "/dev/zero"}.get(make, tmp_path)
+    if make == "only_text":
+        (tmp_path / "a.txt").write_text("hello")
+    with pytest.raises(CorpusError):
+        data.gather([str(target)])
+
+
+def test_stdlib_corpus_skips_tests():
+    files = data.resolve_spec("stdlib")
+    assert len(files) > 300
+    assert not any({"test", "tests", "idle_test"} & set(f.parts) for f in files)
+
+
+def test_token_cache_is_reused_and_rebuilt_when_the_corpus_changes(tmp_path):
+    for i in range(6):
+        (tmp_path / f"m{i}.py").write_text(f"def f{i}(x):\n    return x * {i}\n" * 20)
+    tok_cls = tokenizer_class("char")
+    corpus = data.gather([str(tmp_path)])
+    tok, tok_dir = data.cached_tokenizer(corpus, tok_cls, None)
+    first = data.token_cache(corpus, tok, tok.fingerprint(tok_dir))
+    again = data.token_cache(corpus, tok, tok.fingerprint(tok_dir))
+    assert not first.reused and again.reused
+    assert first.train.dtype == np.uint16 and np.array_equal(first.train, again.train)
+    assert tok.eot_id in set(first.train.tolist())  # files are joined with end-of-text
+    (tmp_path / "m0.py").write_text("print('changed')\n")
+    changed = data.gather([str(tmp_path)])
+    assert changed.fingerprint != corpus.fingerprint
+    assert not data.token_cache(changed, tok, tok.fingerprint(tok_dir)).reused

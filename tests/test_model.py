@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from copilot_repl import checkpoint
+from copilot_repl.errors import CheckpointError
+from copilot_repl.model import GPT, GPTConfig, KVCache
+from conftest import train_tiny
+
+
+def small_model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=32))
+    for p in model.parameters():  # leave the zero-initialised projections non-trivial
+        torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
+def test_kv_cache_matches_full_forward():
+    model = small_model()
+    idx = torch.randint(0, 97, (2, 20))
+    full, _ = model(idx)
+    cache = KVCache(model.config, 2, "cpu", torch.float32)
+    prefix, _ = model(idx[:, :12], cache=cache)
+    steps = [model(idx[:, t : t + 1], cache=cache)[0] for t in range(12, 16)]
+    chunk, _ = model(idx[:, 16:], cache=cache)  # several tokens after a cached prefix
+    incremental = torch.cat([prefix, *steps, chunk], dim=1)
+    torch.testing.assert_close(incremental, full, atol=1e-5, rtol=1e-4)
+
+
+def test_attention_is_causal():
+    model = small_model()
+    a = torch.randint(0, 97, (1, 16))
+    b = a.clone()
+    b[0, 10:] = (b[0, 10:] + 1) % 97
+    torch.testing.assert_close(model(a)[0][:, :10], model(b)[0][:, :10])
+
+
+def test_short_training_lowers_the_loss(corpus_dir):
+    result = train_tiny(corpus_dir, "lowers", steps=60)
+    meta = checkpoint.read_meta(result.directory)
+    losses = [h["loss"] for h in meta["history"]]
+    assert losses[-1] < losses[0] - 0.5
+    assert meta["metrics"]["val_bpb"] < 6.0
+
+
+def test_save_load_reproduces_logits_exactly(tiny_model, tmp_path):
+    loaded = checkpoint.load(tiny_model)
+    idx = torch.randint(0, loaded.model.config.vocab_size, (1, 30))
+    checkpoint.save(tmp_path / "copy", loaded.model, loaded.tokenizer, {"train": {}})
+    again = checkpoint.load(tmp_path / "copy")
+    assert torch.equal(loaded.model(idx)[0], again.model(idx)[0])
+    assert again.tokenizer.encode("def f(x):") == loaded.tokenizer.encode("def f(x):")
+
+
+def test_saving_over_a_checkpoint_replaces_it_whole(tiny_model, tmp_path):
+    loaded = checkpoint.load(tiny_model)
+    target = tmp_path / "m"
+    checkpoint.save(target, loaded.model, loaded.tokenizer, {"train": {}, "metrics": {"val_bpb": 1}})
+    checkpoint.save(target, loaded.model, loaded.tokenizer, {"train": {}, "metrics": {"val_bpb": 2}})
+    assert checkpoint.read_meta(target)["metrics"]["val_bpb"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temp or old folders left
+
+
+def test_resume_continues_step_count_and_optimizer(corpus_dir):
+    first = train_tiny(corpus_dir, "resumable", steps=20)
+    assert first.step == 20
+    again = train_tiny(corpus_dir, "resumable", steps=30, resume=True)
+    assert again.step == 30
+    meta = checkpoint.read_meta(again.directory)
+    steps = [h["step"] for h in meta["history"]]
+    assert steps == sorted(steps) and steps[0] == 10 and steps[-1] == 30  # one history, carried across the resume
+
+
+@pytest.mark.parametrize("damage", ["no_meta", "bad_json", "future", "truncated", "shape", "plugin"])
+def test_damaged_checkpoints_are_refused_clearly(tiny_model, tmp_path, damage):
+    import shutil
+
+    target = tmp_path / "broken"
+    shutil.copytree(tiny_model, target)
+    meta_path = target / checkpoint.META
+    meta = json.loads(meta_path.read_text())
+    if damage == "no_meta":
+        meta_path.unlink()
+    elif damage == "bad_json":
+        meta_path.write_text("{not json")
+    elif damage == "future":
+        meta_path.write_text(json.dumps({**meta, "format": 99}))
+    elif damage == "truncated":
+        weights = target / checkpoint.WEIGHTS
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "shape":
+        meta_path.write_text(json.dumps({**meta, "model": {**meta["model"], "n_embd": 64}}))
+    elif damage == "plugin":
+        meta_path.write_text(json.dumps({**meta, "tokenizer": {**meta["tokenizer"], "name": "not-installed"}}))
+    with pytest.raises(CheckpointError):
+        checkpoint.load(target)
