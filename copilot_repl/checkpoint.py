@@ -54,7 +54,9 @@ def resolve(model: str | None, paras: str | None = None) -> Path:
             return candidate
     if path.exists():
         raise CheckpointError(f"{model} is a file, not a checkpoint directory")
-    raise CheckpointError(f"no checkpoint {model!r} (not a folder, nor a name under {paras_dir(paras)}/); see `copilot-repl models`")
+    raise CheckpointError(
+        f"no checkpoint {model!r} (not a folder, nor a name under {paras_dir(paras)}/); see `copilot-repl models`"
+    )
 
 
 def _recover(final: Path) -> None:

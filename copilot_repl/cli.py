@@ -12,7 +12,6 @@ import sys
 
 from copilot_repl import __version__
 from copilot_repl.errors import CopilotReplError, UsageError
-from copilot_repl.generate import Sampling
 from copilot_repl.settings import SETTINGS, parse_setting
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
@@ -24,9 +23,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="copilot-repl", description="Train a small GPT on Python code and use it as a completer.",
-                epilog="Commands (copilot-repl COMMAND --help): train, eval, models, tokenizers, show. "
-                       "Without --once or a command: the interactive REPL (batch mode when stdin is not a terminal).")
+    p = _Parser(
+        prog="copilot-repl",
+        description="Train a small GPT on Python code and use it as a completer.",
+        epilog="Commands (copilot-repl COMMAND --help): train, eval, models, tokenizers, show. "
+        "Without --once or a command: the interactive REPL (batch mode when stdin is not a terminal).",
+    )
     p.add_argument("--once", metavar="PROMPT", help="print one completion of PROMPT (- reads stdin) and exit")
     p.add_argument("--model", help="checkpoint directory or NAME under paras/ (default: the shipped model)")
     p.add_argument("--paras", help="folder of named checkpoints (default ./paras or $COPILOT_REPL_PARAS)")
@@ -44,17 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def sampling_from(args: argparse.Namespace, base: Sampling | None = None) -> Sampling:
-    values = dict((base or Sampling()).__dict__)
+def flag_settings(args: argparse.Namespace) -> dict:
+    """The sampling settings given as command-line flags, parsed and checked."""
+    values = {}
     for name in SETTINGS:
         raw = getattr(args, name)
-        if raw is None:
-            continue
-        if name == "stop":
-            values["stop"] = [s for text in raw for s in parse_setting("stop", text)]
-        else:
-            values[name] = parse_setting(name, raw)
-    return Sampling(**values)
+        if raw is not None:
+            values[name] = [s for text in raw for s in parse_setting(name, text)] if name == "stop" else parse_setting(name, raw)
+    return values
 
 
 def split_command(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str], str | None, list[str]]:
@@ -102,10 +101,21 @@ def once(session, prompt: str, json_mode: bool) -> None:
     if json_mode:
         for _ in completion:
             pass
-        print(json.dumps({"completion": completion.text, "tokens": completion.tokens, "stop_reason": completion.reason,
-                          "seconds": round(completion.seconds, 4), "tokens_per_second": round(completion.tokens_per_second, 1),
-                          "seed": completion.seed, "prompt_tokens": completion.prompt_tokens,
-                          "cropped_tokens": completion.cropped_tokens, "model": str(session.model().directory)}))
+        print(
+            json.dumps(
+                {
+                    "completion": completion.text,
+                    "tokens": completion.tokens,
+                    "stop_reason": completion.reason,
+                    "seconds": round(completion.seconds, 4),
+                    "tokens_per_second": round(completion.tokens_per_second, 1),
+                    "seed": completion.seed,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "cropped_tokens": completion.cropped_tokens,
+                    "model": str(session.model().directory),
+                }
+            )
+        )
         return
     try:
         for piece in completion:
@@ -115,16 +125,23 @@ def once(session, prompt: str, json_mode: bool) -> None:
         sys.stdout.write("\n")
         sys.stdout.flush()
     if sys.stderr.isatty():
-        print(f"\033[2m[{completion.tokens} tokens, {completion.tokens_per_second:.0f} tok/s, {completion.reason}]\033[0m", file=sys.stderr)
+        print(
+            f"\033[2m[{completion.tokens} tokens, {completion.tokens_per_second:.0f} tok/s, {completion.reason}]\033[0m",
+            file=sys.stderr,
+        )
 
 
 def _main(argv: list[str]) -> int:
-    from copilot_repl.session import Session
+    from copilot_repl.session import Session, config_path, read_config
 
     parser = build_parser()
     global_argv, name, command_argv = split_command(argv, parser)
     args = parser.parse_args(global_argv)
-    session = Session(model_ref=args.model, paras=args.paras, device=args.device, sampling=sampling_from(args), debug=args.debug)
+    session = Session(model_ref=args.model, paras=args.paras, device=args.device, debug=args.debug)
+    config, warnings = read_config(config_path())
+    session.layers["config"], session.layers["flag"] = config, flag_settings(args)
+    for warning in warnings:
+        print(f"copilot-repl: warning: {warning}", file=sys.stderr)
     if name is not None:
         from copilot_repl.commands import COMMANDS, run_command
 

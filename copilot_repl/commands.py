@@ -7,9 +7,10 @@ import argparse
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from copilot_repl.errors import UsageError
 from copilot_repl.session import Session
@@ -23,6 +24,14 @@ class Output(Protocol):
     def result(self, text: str) -> None: ...  # the answer (stdout in the shell)
     def info(self, text: str) -> None: ...  # status and notices (stderr in the shell)
     def train_callback(self) -> Callable[[str, dict], None]: ...
+    def complete(self, session: Session, prompt: str) -> None: ...  # stream a completion of `prompt`
+    def next_input(self, text: str) -> None: ...  # pre-fill the next prompt (REPL only)
+    def clear(self) -> None: ...
+    def tokens(self, pieces: list[str], ids: list[int]) -> None: ...  # show a tokenization
+
+
+class Quit(Exception):
+    """Raised by :quit; the REPL ends with exit code 0."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +45,8 @@ class Command:
     summary: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[Session, argparse.Namespace, Output], None]
+    repl_only: bool = False  # meaningless as a shell subcommand (:more, :edit, ...)
+    needs_model: bool = True  # the REPL waits for the background model load first
 
     def parser(self, prefix: str = ":") -> argparse.ArgumentParser:
         parser = _Parser(prog=f"{prefix}{self.name}", description=self.summary, add_help=False, exit_on_error=False)
@@ -49,17 +60,17 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, summary: str, add_arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+def command(name: str, summary: str, add_arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None, **flags):
     def register(run):
-        COMMANDS[name] = Command(name, summary, add_arguments, run)
+        COMMANDS[name] = Command(name, summary, add_arguments, run, **flags)
         return run
 
     return register
 
 
 def run_command(session: Session, name: str, argv: list[str], out: Output, prefix: str = ":") -> None:
-    if name not in COMMANDS:
-        raise UsageError(f"unknown command {prefix}{name}; {prefix}help lists them")
+    if name not in COMMANDS or (prefix != ":" and COMMANDS[name].repl_only):
+        raise UsageError(f"unknown command {prefix}{name}; {'copilot-repl --help' if prefix != ':' else ':help'} lists them")
     cmd = COMMANDS[name]
     try:
         args = cmd.parser(prefix).parse_args(argv)
@@ -68,14 +79,19 @@ def run_command(session: Session, name: str, argv: list[str], out: Output, prefi
     cmd.run(session, args, out)
 
 
-def run_line(session: Session, line: str, out: Output) -> None:
-    """Run one `:command args` line as typed in the REPL (`/` works as the prefix too)."""
+def split_line(line: str) -> list[str]:
+    """The words of a `:command args` line (`/` works as the prefix too)."""
     try:
-        words = shlex.split(line[1:])
+        words = shlex.split(line.strip()[1:])
     except ValueError as e:
-        raise UsageError(f"cannot parse {line!r}: {e}") from None
+        raise UsageError(f"cannot parse {line.strip()!r}: {e}") from None
     if not words:
         raise UsageError("empty command; :help lists them")
+    return words
+
+
+def run_line(session: Session, line: str, out: Output) -> None:
+    words = split_line(line)
     run_command(session, words[0], words[1:], out)
 
 
@@ -137,8 +153,17 @@ def train_command(session: Session, args: argparse.Namespace, out: Output) -> No
     out.info(f"{note}saved {result.directory} at step {result.step}: val {result.val_bpb:.3f} bits/byte")
     session.load(str(result.directory))
     if args.json or out.json_mode:
-        out.result(json.dumps({"path": str(result.directory), "step": result.step, "val_bpb": result.val_bpb,
-                               "tokens_per_second": result.tokens_per_second, "interrupted": result.interrupted}))
+        out.result(
+            json.dumps(
+                {
+                    "path": str(result.directory),
+                    "step": result.step,
+                    "val_bpb": result.val_bpb,
+                    "tokens_per_second": result.tokens_per_second,
+                    "interrupted": result.interrupted,
+                }
+            )
+        )
 
 
 # -- eval ---------------------------------------------------------------------------------------------
@@ -169,8 +194,15 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     loss, accuracy = mean_loss(loaded.model, tokens, 16)
     bpb = bits_per_byte(loss, len(tokens), n_bytes)
-    report = {"model": str(loaded.directory), "data": what, "files": len(texts), "bytes": n_bytes,
-              "tokens": len(tokens), "bits_per_byte": round(bpb, 4), "accuracy": round(accuracy, 4)}
+    report = {
+        "model": str(loaded.directory),
+        "data": what,
+        "files": len(texts),
+        "bytes": n_bytes,
+        "tokens": len(tokens),
+        "bits_per_byte": round(bpb, 4),
+        "accuracy": round(accuracy, 4),
+    }
     if args.json or out.json_mode:
         out.result(json.dumps(report))
     else:
@@ -197,8 +229,10 @@ def models_command(session: Session, args: argparse.Namespace, out: Output) -> N
         size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / 1e6
         date = datetime.datetime.fromtimestamp((d / checkpoint.META).stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         bpb = meta.get("metrics", {}).get("val_bpb")
-        rows.append(f"{d.name:<16} {size:6.1f} MB  {meta['tokenizer']['name']:<9} "
-                    f"{bpb if bpb is None else round(bpb, 3)!s:>6} bits/byte  {date}  {d}")
+        rows.append(
+            f"{d.name:<16} {size:6.1f} MB  {meta['tokenizer']['name']:<9} "
+            f"{bpb if bpb is None else round(bpb, 3)!s:>6} bits/byte  {date}  {d}"
+        )
     out.result("\n".join(rows) if rows else f"no checkpoints under {root}/")
 
 
@@ -223,3 +257,176 @@ def show_command(session: Session, args: argparse.Namespace, out: Output) -> Non
         f"made by    {json.dumps(meta.get('made_by', {}))}",
     ]
     out.result("\n".join(lines))
+
+
+# -- the session: help, quit, settings, models ---------------------------------------------------------
+def _help_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="a command")
+
+
+@command("help", "list the commands, or show one command's options", _help_args, repl_only=True, needs_model=False)
+def help_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    if args.name:
+        name = args.name.lstrip(":/")
+        if name not in COMMANDS:
+            raise UsageError(f"no command :{name}; :help lists them")
+        out.result(COMMANDS[name].help())
+        return
+    lines = [f":{c.name:<11} {c.summary}" for c in COMMANDS.values()]
+    lines += [
+        "",
+        "Anything else is Python to complete. Enter submits; Esc-Enter or Ctrl-J adds a line;",
+        "Ctrl-C stops a completion or training; Ctrl-D or :quit exits. `/` works in place of `:`.",
+    ]
+    out.result("\n".join(lines))
+
+
+@command("quit", "leave copilot-repl", repl_only=True, needs_model=False)
+def quit_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    raise Quit()
+
+
+def _set_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="a setting")
+    p.add_argument("value", nargs="*", help="its new value")
+
+
+@command(
+    "set",
+    "change a sampling setting; alone, list every setting and where it came from",
+    _set_args,
+    repl_only=True,
+    needs_model=False,
+)
+def set_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl.settings import SETTINGS
+
+    if args.name is None:
+        sampling = session.sampling
+        rows = [(name, repr(getattr(sampling, name)), f"({session.source(name)})", s.help) for name, s in SETTINGS.items()]
+        out.result("\n".join(f"{name:<12} {value:<14} {source:<13} {help}" for name, value, source, help in rows))
+        return
+    if not args.value:
+        raise UsageError(f":set {args.name} needs a value")
+    value = session.set(args.name, " ".join(args.value))
+    out.info(f"{args.name} = {value!r}")
+
+
+def _unset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="a setting")
+
+
+@command(
+    "unset",
+    "undo :set for a setting (back to flag, checkpoint, config or built-in value)",
+    _unset_args,
+    repl_only=True,
+    needs_model=False,
+)
+def unset_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    session.unset(args.name)
+    out.info(f"{args.name} = {getattr(session.sampling, args.name)!r} ({session.source(args.name)})")
+
+
+def _path_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="a checkpoint directory, or NAME under paras/")
+
+
+@command("load", "load a checkpoint and the tokenizer saved beside it", _path_arg, repl_only=True, needs_model=False)
+def load_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    directory = session.load(args.path)
+    out.info(f"loaded {directory} ({session.loaded.model.num_params():,} parameters, {session.loaded.tokenizer.name})")
+
+
+def _save_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", help="a directory or NAME under paras/ (default: where it was loaded from)")
+
+
+@command("save", "save the active model, with the current sampling settings as its defaults", _save_args, repl_only=True)
+def save_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl import checkpoint
+
+    loaded = session.model()
+    if args.path is None and loaded.directory.resolve() == checkpoint.shipped_default().resolve():
+        raise UsageError(":save needs a PATH or NAME: the shipped default model is read-only")
+    target = (
+        loaded.directory
+        if args.path is None
+        else Path(args.path)
+        if "/" in args.path
+        else checkpoint.paras_dir(session.paras) / args.path
+    )
+    keep = {k: v for k, v in loaded.meta.items() if k not in ("format", "model", "tokenizer", "versions")}
+    generation = {**keep.get("generation", {}), **{k: getattr(session.sampling, k) for k in session.layers["set"]}}
+    checkpoint.save(
+        target,
+        loaded.model,
+        loaded.tokenizer,
+        {**keep, "generation": generation},
+        checkpoint.load_optimizer_state(loaded.directory),
+    )
+    out.info(f"saved {target}")
+
+
+def _text_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text", nargs="+", help="text to split into tokens")
+
+
+@command("tokenize", "show how the active tokenizer splits TEXT, with the ids", _text_args, repl_only=True)
+def tokenize_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    tokenizer = session.model().tokenizer
+    ids = tokenizer.encode(" ".join(args.text))
+    pieces = [tokenizer.token_bytes(i).decode("utf-8", errors="backslashreplace") for i in ids]
+    out.tokens(pieces, ids)
+
+
+# -- completions: regen, more, read, edit, clear ---------------------------------------------------------
+@command("regen", "complete the last prompt again (a new sample unless the seed is fixed)", repl_only=True)
+def regen_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    if session.last_prompt is None:
+        raise UsageError("nothing to regenerate yet: type a prompt first")
+    out.complete(session, session.last_prompt)
+
+
+@command("more", "continue the last completion", repl_only=True)
+def more_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    if session.last_prompt is None:
+        raise UsageError("nothing to continue yet: type a prompt first")
+    out.complete(session, session.last_prompt + session.last_completion)
+
+
+def _file_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a text file")
+
+
+@command("read", "use a file's contents as the prompt", _file_arg, repl_only=True)
+def read_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    try:
+        text = Path(args.file).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}") from None
+    out.complete(session, text)
+
+
+@command("edit", "edit the last prompt in $EDITOR; the result comes back as the next input", repl_only=True, needs_model=False)
+def edit_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    import os
+    import subprocess
+    import tempfile
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".py", delete=False, encoding="utf-8") as f:
+        f.write(session.last_prompt or "")
+    try:
+        if subprocess.call([*shlex.split(editor), f.name]) != 0:
+            raise UsageError(f"{editor} exited with an error; nothing changed")
+        out.next_input(Path(f.name).read_text(encoding="utf-8").rstrip("\n"))
+    except FileNotFoundError:
+        raise UsageError(f"editor {editor!r} not found; set $EDITOR") from None
+    finally:
+        os.unlink(f.name)
+
+
+@command("clear", "clear the screen", repl_only=True, needs_model=False)
+def clear_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    out.clear()

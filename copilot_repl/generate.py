@@ -5,25 +5,15 @@ from __future__ import annotations
 import codecs
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
 from copilot_repl.model import GPT, KVCache
+from copilot_repl.settings import Sampling
 from copilot_repl.stops import StopRules
 from copilot_repl.tokenizer import EOT, Tokenizer
-
-
-@dataclass
-class Sampling:
-    temperature: float = 0.7  # 0 means greedy
-    top_k: int = 40  # 0 means no limit
-    top_p: float = 0.95
-    max_tokens: int = 128
-    seed: int | None = None  # None: a fresh random seed, reported so a run can be repeated
-    stop: list[str] = field(default_factory=list)
-    stop_mode: str = "block"
 
 
 def clean_prompt(text: str) -> str:

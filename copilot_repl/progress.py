@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 
 def _fmt_line(info: dict) -> str:
@@ -23,8 +24,12 @@ def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[
         if event == "start":
             total = f"{info['total_steps']} steps" if info["total_steps"] else f"{info['time']:.0f}s"
             cache = "reused" if info["cache_reused"] else "built"
-            print(f"training {info['params']:,} parameters on {info['device']} ({info['device_reason']}) for {total}; "
-                  f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens (cache {cache})", file=stream, flush=True)
+            print(
+                f"training {info['params']:,} parameters on {info['device']} ({info['device_reason']}) for {total}; "
+                f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens (cache {cache})",
+                file=stream,
+                flush=True,
+            )
         elif event == "step" and ("val_bpb" in info or time.monotonic() - last[0] >= every):
             last[0] = time.monotonic()
             print(_fmt_line(info), file=stream, flush=True)
@@ -40,9 +45,17 @@ def rich_progress(console) -> Callable[[str, dict], None]:
     """A live bar with loss, val bits/byte, tokens/s and ETA; stopped on the final save."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                        console=console, transient=False)
+    progress = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
     state = {"task": None, "val": ""}
 
     def callback(event: str, info: dict) -> None:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from copilot_repl.errors import UsageError
-from copilot_repl.generate import Sampling
 from copilot_repl.stops import STOP_MODES
 
 MAX_TOKENS_LIMIT = 8192
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.7  # 0 means greedy
+    top_k: int = 40  # 0 means no limit
+    top_p: float = 0.95
+    max_tokens: int = 128
+    seed: int | None = None  # None: a fresh random seed, reported so a run can be repeated
+    stop: list[str] = field(default_factory=list)
+    stop_mode: str = "block"
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,11 @@ def _number(kind: type, low: float | None = None, high: float | None = None, low
             value = kind(text)
         except ValueError:
             raise UsageError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if value != value or (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+        if (
+            value != value
+            or (low is not None and (value <= low if low_open else value < low))
+            or (high is not None and value > high)
+        ):
             lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
             hi = "" if high is None else f"<= {high}"
             raise UsageError(f"{text} is out of range (must be {' and '.join(x for x in (lo, hi) if x)})")

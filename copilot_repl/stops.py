@@ -71,18 +71,18 @@ class StopRules:
     def safe_length(self, text: str) -> int:
         """How much of `text` can be shown now without any later stop having to take it back."""
         safe = len(text)
-        m = TRAILING_BLANK.search(text)
-        if m:
-            safe = m.start()
-        elif self.mode == "block" and "\n" in text:
-            last_line = text[text.rfind("\n") + 1 :]
-            if not last_line.strip():  # its indentation, and so the block rule, is not known yet
-                safe = text.rfind("\n")
-        for stop in self.stops:
+        for stop in self.stops:  # a partial stop string at the end may yet complete
             for k in range(min(len(stop) - 1, len(text)), 0, -1):
                 if text.endswith(stop[:k]):
                     safe = min(safe, len(text) - k)
                     break
+        text = text[:safe]
+        m = TRAILING_BLANK.search(text)
+        if m:  # trailing blank lines are dropped if the completion ends here
+            return m.start()
+        last_line = text[text.rfind("\n") + 1 :]
+        if self.mode == "block" and "\n" in text and not last_line.strip():
+            return text.rfind("\n")  # this line's indentation, and so the block rule, is not known yet
         return safe
 
     @staticmethod

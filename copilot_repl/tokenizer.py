@@ -8,8 +8,9 @@ know which tokenizer they run with: the ids of the special tokens come from `spe
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 from copilot_repl.errors import TokenizerError
 
@@ -30,11 +31,11 @@ class Tokenizer:
     default_vocab_size: ClassVar[int | None] = None
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> "Tokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, directory: Path) -> "Tokenizer":
+    def load(cls, directory: Path) -> Tokenizer:
         raise NotImplementedError
 
     def save(self, directory: Path) -> None:

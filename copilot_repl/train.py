@@ -6,9 +6,9 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -113,8 +113,13 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
     if len(splits.train) < config.block_size + 2:
         raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
 
-    model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=config.block_size,
-                             n_layer=config.layers, n_head=config.heads, n_embd=config.dim)
+    model_config = GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=config.block_size,
+        n_layer=config.layers,
+        n_head=config.heads,
+        n_embd=config.dim,
+    )
     model = checkpoint.load(out_dir).model if config.resume else GPT(model_config)
     model.to(device).train()
     optimizer = _optimizer(model, config, device)
@@ -130,9 +135,19 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
     steps_per_epoch = max(1, len(splits.train) // tokens_per_step)
     total_steps = config.steps or (None if config.time else math.ceil((config.epochs or 1) * steps_per_epoch))
     rng = np.random.default_rng([config.seed, step])
-    emit("start", params=model.num_params(), device=device, device_reason=device_reason, total_steps=total_steps,
-         time=config.time, train_tokens=len(splits.train), val_tokens=len(splits.val), cache_reused=splits.reused,
-         vocab_size=tokenizer.vocab_size, step=step)
+    emit(
+        "start",
+        params=model.num_params(),
+        device=device,
+        device_reason=device_reason,
+        total_steps=total_steps,
+        time=config.time,
+        train_tokens=len(splits.train),
+        val_tokens=len(splits.val),
+        cache_reused=splits.reused,
+        vocab_size=tokenizer.vocab_size,
+        step=step,
+    )
 
     def validate(windows: int | None) -> float:
         loss, _ = mean_loss(model, splits.val, config.batch_size, windows)
@@ -142,8 +157,13 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
         meta = {
             "train": asdict(config) | {"device": device},
             "corpus": corpus.describe() | {"tokens": {"train": len(splits.train), "val": len(splits.val)}},
-            "metrics": {"val_bpb": val_bpb, "step": step, "tokens_seen": step * tokens_per_step,
-                        "wall_time_s": round(elapsed(), 1), "tokens_per_second": round(tps(), 1)},
+            "metrics": {
+                "val_bpb": val_bpb,
+                "step": step,
+                "tokens_seen": step * tokens_per_step,
+                "wall_time_s": round(elapsed(), 1),
+                "tokens_per_second": round(tps(), 1),
+            },
             "made_by": {"command": " ".join(["copilot-repl", *sys.argv[1:]]), "device": device, "device_reason": device_reason},
             "history": history,
         }
@@ -163,7 +183,10 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
             lr = lr_at(config, step, progress)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in data.batch(splits.train, config.batch_size, config.block_size, rng))
+            x, y = (
+                torch.from_numpy(a).to(device, non_blocking=True)
+                for a in data.batch(splits.train, config.batch_size, config.block_size, rng)
+            )
             with autocast:
                 _, loss = step_model(x, y)
             loss.backward()
@@ -188,6 +211,8 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
     if interrupted:
         emit("status", message="interrupted: saving")
     val_bpb = validate(None)
-    history.append({"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2), "val_bpb": round(val_bpb, 4)})
+    history.append(
+        {"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2), "val_bpb": round(val_bpb, 4)}
+    )
     save(val_bpb)
     return TrainResult(out_dir, step, val_bpb, tps(), interrupted)

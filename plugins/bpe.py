@@ -5,8 +5,8 @@ Byte-level means every text round-trips exactly: the 256 bytes are in the alphab
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from copilot_repl.errors import TokenizerError
 from copilot_repl.hookspecs import hookimpl
@@ -45,7 +45,7 @@ class BPETokenizer(Tokenizer):
         self._special = {tok: vocab[tok] for tok in SPECIAL_TOKENS}
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> "BPETokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> BPETokenizer:
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -65,7 +65,7 @@ class BPETokenizer(Tokenizer):
         return cls(hf)
 
     @classmethod
-    def load(cls, directory: Path) -> "BPETokenizer":
+    def load(cls, directory: Path) -> BPETokenizer:
         from tokenizers import Tokenizer as HFTokenizer
 
         try:

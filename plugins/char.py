@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from copilot_repl.errors import TokenizerError
 from copilot_repl.hookspecs import hookimpl
@@ -30,7 +30,7 @@ class CharTokenizer(Tokenizer):
         self._bytes += [c.encode("utf-8", "surrogatepass") for c in chars]
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> "CharTokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> CharTokenizer:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(text)
@@ -41,7 +41,7 @@ class CharTokenizer(Tokenizer):
         return cls(chars)
 
     @classmethod
-    def load(cls, directory: Path) -> "CharTokenizer":
+    def load(cls, directory: Path) -> CharTokenizer:
         try:
             data = json.loads((directory / FILE).read_text(encoding="utf-8"))
             return cls(list(data["chars"]))

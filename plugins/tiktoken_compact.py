@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from copilot_repl.errors import TokenizerError
 from copilot_repl.hookspecs import hookimpl
@@ -90,7 +90,7 @@ class TiktokenTokenizer(Tokenizer):
             self._bytes[i] = b
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> "TiktokenTokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> TiktokenTokenizer:
         vocab_size = vocab_size or cls.default_vocab_size
         if vocab_size < 256 + len(SPECIAL_TOKENS):
             raise TokenizerError(f"tiktoken needs --vocab-size >= {256 + len(SPECIAL_TOKENS)} (bytes + special tokens)")
@@ -102,7 +102,7 @@ class TiktokenTokenizer(Tokenizer):
         return cls(ranks, full._pat_str)
 
     @classmethod
-    def load(cls, directory: Path) -> "TiktokenTokenizer":
+    def load(cls, directory: Path) -> TiktokenTokenizer:
         try:
             meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
             ranks = {}

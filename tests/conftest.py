@@ -45,8 +45,10 @@ def train_tiny(corpus: Path, name: str, tokenizer: str = "char", **overrides):
 @pytest.fixture(scope="session")
 def tiny_model(corpus_dir, tmp_path_factory) -> Path:
     """A tiny char model trained once per test session, at paras/tiny."""
-    env = {"COPILOT_REPL_CACHE": str(tmp_path_factory.getbasetemp() / "cache"),
-           "COPILOT_REPL_PARAS": str(tmp_path_factory.getbasetemp() / "paras")}
+    env = {
+        "COPILOT_REPL_CACHE": str(tmp_path_factory.getbasetemp() / "cache"),
+        "COPILOT_REPL_PARAS": str(tmp_path_factory.getbasetemp() / "paras"),
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -61,5 +63,11 @@ def tiny_model(corpus_dir, tmp_path_factory) -> Path:
 
 def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """The real program, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "copilot_repl", *args], input=stdin, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "copilot_repl", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )

@@ -67,8 +67,28 @@ def test_errors_are_one_line_with_an_exit_code(args, code, fragment, tiny_model)
 
 
 def test_train_then_eval_through_the_cli(corpus_dir, tmp_path):
-    r = run_cli("train", "--corpus", str(corpus_dir), "--tokenizer", "bpe", "--vocab-size", "300", "--steps", "15",
-                "--layers", "1", "--dim", "32", "--heads", "2", "--block-size", "32", "--name", "clitrain", "--json")
+    r = run_cli(
+        "train",
+        "--corpus",
+        str(corpus_dir),
+        "--tokenizer",
+        "bpe",
+        "--vocab-size",
+        "300",
+        "--steps",
+        "15",
+        "--layers",
+        "1",
+        "--dim",
+        "32",
+        "--heads",
+        "2",
+        "--block-size",
+        "32",
+        "--name",
+        "clitrain",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["step"] == 15 and result["val_bpb"] > 0
@@ -89,6 +109,10 @@ def test_tokenizers_lists_builtins():
 
 
 def test_output_to_a_closed_pipe_is_quiet(tiny_model):
-    r = subprocess.run(f"{sys.executable} -m copilot_repl --once 'x' --model {tiny_model} --max-tokens 50 | head -c 1 > /dev/null",
-                       shell=True, capture_output=True, text=True)
+    r = subprocess.run(
+        f"{sys.executable} -m copilot_repl --once 'x' --model {tiny_model} --max-tokens 50 | head -c 1 > /dev/null",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
     assert "Traceback" not in r.stderr

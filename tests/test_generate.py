@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from copilot_repl import checkpoint
 from copilot_repl.errors import UsageError
-from copilot_repl.generate import Completion, Sampling
-from copilot_repl.settings import SETTINGS, apply, parse_setting
+from copilot_repl.generate import Completion
+from copilot_repl.settings import SETTINGS, Sampling, apply, parse_setting
 from copilot_repl.stops import StopRules
 
 
@@ -56,7 +56,11 @@ def test_stop_strings_cut_the_output(loaded):
     "prompt, completion, expected",
     [
         ("def fib(n):", "\n    return n\n\ndef other():\n    pass", "\n    return n"),
-        ("def fib(n):\n", "    if n < 2:\n        return n\n    return fib(n - 1)\nprint(1)", "    if n < 2:\n        return n\n    return fib(n - 1)"),
+        (
+            "def fib(n):\n",
+            "    if n < 2:\n        return n\n    return fib(n - 1)\nprint(1)",
+            "    if n < 2:\n        return n\n    return fib(n - 1)",
+        ),
         ("class A:\n    def f(self):", "\n        return 1\n    def g(self):\n", "\n        return 1"),
         ("import os\n", "import sys\n\n\ndef main():\n", "import sys"),
         ("def f():\n    x = 1\n", "    y = 2\nz = 3\n", "    y = 2"),
@@ -90,9 +94,22 @@ def test_streamed_text_is_never_taken_back(prompt, text):
     assert StopRules.finish(text).startswith(shown)
 
 
-@pytest.mark.parametrize("name, value", [("temperature", "-1"), ("temperature", "hot"), ("top_p", "0"), ("top_p", "1.5"),
-                                         ("top_k", "-1"), ("max_tokens", "0"), ("max_tokens", "10000000"), ("seed", "1.5"),
-                                         ("stop_mode", "sometimes"), ("nope", "1"), ("temperature", "nan")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("temperature", "-1"),
+        ("temperature", "hot"),
+        ("top_p", "0"),
+        ("top_p", "1.5"),
+        ("top_k", "-1"),
+        ("max_tokens", "0"),
+        ("max_tokens", "10000000"),
+        ("seed", "1.5"),
+        ("stop_mode", "sometimes"),
+        ("nope", "1"),
+        ("temperature", "nan"),
+    ],
+)
 def test_bad_settings_are_refused(name, value):
     with pytest.raises(UsageError):
         parse_setting(name, value)

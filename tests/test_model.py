@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from conftest import train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.errors import CheckpointError
 from copilot_repl.model import GPT, GPTConfig, KVCache
-from conftest import train_tiny
 
 
 def small_model(seed: int = 0) -> GPT:

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SMALL_MODULES, STDLIB
+from copilot_repl.errors import TokenizerError
 from copilot_repl.plugins import registered_tokenizers
 from copilot_repl.tokenizer import SPECIAL_TOKENS, tokenizer_class
-from copilot_repl.errors import TokenizerError
-from conftest import SMALL_MODULES, STDLIB
 
 TEXTS = [(STDLIB / name).read_text(encoding="utf-8") for name in SMALL_MODULES]
 BUILTINS = ["char", "bpe", "tiktoken"]

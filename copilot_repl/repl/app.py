@@ -1,0 +1,220 @@
+"""The interactive session. The prompt is drawn before torch is imported: the model loads in a
+background thread, and the first thing that needs it waits with a spinner."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.shortcuts import clear as clear_screen
+from prompt_toolkit.styles import Style
+from prompt_toolkit.utils import get_cwidth
+
+from copilot_repl import __version__
+from copilot_repl.commands import COMMANDS, Quit, run_command, split_line
+from copilot_repl.errors import CopilotReplError
+from copilot_repl.repl.completer import ReplCompleter
+from copilot_repl.repl.history import make_history
+from copilot_repl.repl.keys import key_bindings
+from copilot_repl.repl.lexer import InputLexer
+from copilot_repl.repl.render import DIM, RESET, StreamPrinter, stats_line
+
+PROMPT, CONTINUATION = ">>> ", "... "
+RED = "\x1b[31m"
+STYLE = Style.from_dict(
+    {
+        "prompt": "ansigreen bold",
+        "continuation": "ansigreen",
+        "command": "ansicyan bold",
+        "flag": "ansiyellow",
+        "argument": "",
+        "bottom-toolbar": "noreverse bg:#303030 #c0c0c0",
+    }
+)
+PIECE_COLOURS = ("48;5;24", "48;5;58")  # alternating backgrounds for :tokenize
+
+
+class ModelLoader:
+    """Loads the session's model behind the prompt; the first use waits for it."""
+
+    def __init__(self, session):
+        self.session, self.error = session, None
+        self.thread = threading.Thread(target=self._load, daemon=True)
+        self.thread.start()
+
+    def _load(self) -> None:
+        try:
+            self.session.model()
+        except Exception as e:  # reported when the model is first needed
+            self.error = e
+
+    def wait(self, console) -> None:
+        if self.thread.is_alive():
+            with console.status("loading model…", spinner="dots"):
+                self.thread.join()
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+
+class ReplOutput:
+    json_mode = False
+
+    def __init__(self, console):
+        self.console, self.pending_input = console, ""
+
+    def result(self, text: str) -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def info(self, text: str) -> None:
+        sys.stdout.write(f"{DIM}{text}{RESET}\n")
+        sys.stdout.flush()
+
+    def error(self, text: str) -> None:
+        sys.stdout.write(f"{RED}{text}{RESET}\n")
+        sys.stdout.flush()
+
+    def train_callback(self):
+        from copilot_repl.progress import rich_progress
+
+        return rich_progress(self.console)
+
+    def complete(self, session, prompt: str, same_line: bool = False) -> None:
+        completion = session.completion(prompt)
+        if completion.cropped_tokens:
+            self.info(f"(prompt cropped: its first {completion.cropped_tokens} tokens do not fit the context)")
+        printer, pieces = StreamPrinter(prompt), iter(completion)
+        if not same_line:
+            sys.stdout.write(f"{DIM}{prompt.splitlines()[-1] if prompt.strip() else ''}{RESET}")
+        try:
+            for piece in pieces:
+                printer.write(piece)
+        except KeyboardInterrupt:
+            pieces.close()
+            completion.reason = "interrupted"
+            raise
+        finally:
+            session.last_completion = completion.text
+            sys.stdout.write(f"{RESET}\n{stats_line(completion)}\n")
+            sys.stdout.flush()
+
+    def next_input(self, text: str) -> None:
+        self.pending_input = text
+
+    def clear(self) -> None:
+        clear_screen()
+
+    def tokens(self, pieces: list[str], ids: list[int]) -> None:
+        shown = "".join(f"\x1b[{PIECE_COLOURS[i % 2]}m{p.replace(chr(10), '↵')}{RESET}" for i, p in enumerate(pieces))
+        self.result(shown)
+        self.info(f"{len(ids)} tokens: {' '.join(map(str, ids))}")
+
+
+def toolbar(session, loader: ModelLoader):
+    def render():
+        s = session.sampling
+        sampling = f"T {s.temperature}  top_k {s.top_k}  top_p {s.top_p}  seed {'random' if s.seed is None else s.seed}"
+        loaded = session.loaded
+        if loaded is None:
+            model = "loading model…" if loader.thread.is_alive() else "no model (:load PATH)"
+            return f" {model}  │  {sampling} "
+        params = loaded.model.num_params()
+        return (
+            f" {loaded.directory.name}  {params / 1e6:.1f}M params  │  {loaded.tokenizer.name} {loaded.tokenizer.vocab_size}"
+            f"  │  {session.device}  │  {sampling} "
+        )
+
+    return render
+
+
+def _cursor_to_end_of_input(text: str) -> bool:
+    """Put the cursor back after the submitted input, so the completion continues it in place."""
+    import shutil
+
+    column = len(PROMPT) + get_cwidth(text.split("\n")[-1])
+    if column >= shutil.get_terminal_size().columns:
+        return False
+    sys.stdout.write(f"\x1b[1A\x1b[{column + 1}G")
+    return True
+
+
+def build_prompt_session(session, history: bool = True, **io) -> PromptSession:
+    """The prompt_toolkit session with our lexer, completer, keys and history (`io`: input/output for tests)."""
+    return PromptSession(
+        lexer=InputLexer(),
+        completer=ReplCompleter(_paras_names(session)),
+        history=make_history(history),
+        auto_suggest=AutoSuggestFromHistory(),
+        key_bindings=key_bindings(),
+        multiline=True,
+        style=STYLE,
+        prompt_continuation=lambda width, line, wrap: [("class:continuation", CONTINUATION)],
+        complete_while_typing=False,
+        refresh_interval=0.5,
+        **io,
+    )
+
+
+def interactive(session, history: bool = True) -> int:
+    from rich.console import Console
+
+    console = Console()
+    out = ReplOutput(console)
+    prompt_session = build_prompt_session(session, history)
+    print(f"copilot-repl {__version__}: type Python to complete it; :help for commands, Ctrl-D to quit.")
+    loader = ModelLoader(session)
+    prompt_session.bottom_toolbar = toolbar(session, loader)
+    last_interrupt = -10.0
+    while True:
+        try:
+            text = prompt_session.prompt([("class:prompt", PROMPT)], default=out.pending_input)
+        except KeyboardInterrupt:
+            if time.monotonic() - last_interrupt < 1.0:
+                return 130
+            last_interrupt = time.monotonic()
+            out.info("(Ctrl-D or :quit exits)")
+            continue
+        except EOFError:
+            return 0
+        out.pending_input = ""
+        if not text.strip():
+            continue
+        try:
+            if text.lstrip().startswith((":", "/")):
+                words = split_line(text)
+                command = COMMANDS.get(words[0])
+                if command is not None and command.needs_model:
+                    loader.wait(console)
+                elif command is not None and command.name == "load":
+                    loader.thread.join()
+                run_command(session, words[0], words[1:], out)
+            else:
+                loader.wait(console)
+                out.complete(session, text, same_line=_cursor_to_end_of_input(text))
+        except Quit:
+            return 0
+        except KeyboardInterrupt:
+            if time.monotonic() - last_interrupt < 1.0:
+                return 130
+            last_interrupt = time.monotonic()
+            out.info("(interrupted; Ctrl-C again at once to exit)")
+        except CopilotReplError as e:
+            out.error(f"error: {e}")
+        except Exception as e:
+            if session.debug:
+                raise
+            out.error(f"internal error: {e.__class__.__name__}: {e} (start with --debug for the traceback)")
+
+
+def _paras_names(session):
+    def names() -> list[str]:
+        from copilot_repl.checkpoint import paras_dir
+
+        root = paras_dir(session.paras)
+        return sorted(p.name for p in root.iterdir() if (p / "checkpoint.json").is_file()) if root.is_dir() else []
+
+    return names

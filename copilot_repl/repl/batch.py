@@ -1,0 +1,84 @@
+"""Batch mode: commands and prompts read line by line from a pipe; plain text out, no colour.
+
+Each line is a prompt or a `:command`; a line ending in a backslash continues on the next one, so a
+prompt may span lines. The exit code is 1 if any line failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from copilot_repl.commands import Quit, run_line
+from copilot_repl.errors import CopilotReplError, UsageError
+
+
+class BatchOutput:
+    json_mode = False
+
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
+        self.out, self.err = out, err
+
+    def result(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def info(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    def train_callback(self):
+        from copilot_repl.progress import plain_progress
+
+        return plain_progress(self.err)
+
+    def complete(self, session, prompt: str) -> None:
+        completion = session.completion(prompt)
+        try:
+            for piece in completion:
+                self.out.write(piece)
+                self.out.flush()
+        finally:
+            session.last_completion = completion.text
+            self.out.write("\n")
+            self.out.flush()
+
+    def next_input(self, text: str) -> None:
+        raise UsageError(":edit needs an interactive terminal")
+
+    def clear(self) -> None:
+        pass
+
+    def tokens(self, pieces: list[str], ids: list[int]) -> None:
+        self.result("|".join(pieces))
+        self.result(" ".join(map(str, ids)))
+
+
+def logical_lines(lines: Iterable[str]):
+    pending = ""
+    for line in lines:
+        line = line.rstrip("\n")
+        if line.endswith("\\"):
+            pending += line[:-1] + "\n"
+            continue
+        yield pending + line
+        pending = ""
+    if pending:
+        yield pending
+
+
+def batch(session, stdin: TextIO) -> int:
+    out, failed = BatchOutput(), False
+    for line in logical_lines(stdin):
+        if not line.strip():
+            continue
+        try:
+            if line.lstrip().startswith((":", "/")):
+                run_line(session, line, out)
+            else:
+                out.complete(session, line)
+        except Quit:
+            break
+        except CopilotReplError as e:
+            print(f"copilot-repl: error: {e}", file=sys.stderr, flush=True)
+            failed = True
+    return 1 if failed else 0

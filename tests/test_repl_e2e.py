@@ -1,0 +1,142 @@
+"""The real copilot-repl process in a pseudo-terminal, driven with pexpect, and in batch mode."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+
+import pexpect
+import pytest
+
+from conftest import run_cli
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+STATS = r"\[(\d+) tokens, \d+ tok/s, ([a-z ]+)\]"
+
+
+def plain(text: str) -> str:
+    return ANSI.sub("", text)
+
+
+@pytest.fixture
+def repl(tiny_model, tmp_path):
+    env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "copilot_repl", "--model", str(tiny_model)],
+        env=env,
+        dimensions=(40, 160),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(">>> ")
+    child.send(":show\r")  # waits for the model, which loads behind the first prompt
+    child.expect("params")
+    child.expect(">>> ")
+    yield child
+    if child.isalive():
+        child.terminate(force=True)
+
+
+def submit(child, line: str) -> None:
+    child.send(line + "\r")
+
+
+def command(child, line: str, response: str) -> str:
+    """Run a command and wait for its response, then for the next prompt (typing ahead of the
+    prompt would meet the terminal's cooked mode, where Enter arrives as a newline)."""
+    submit(child, line)
+    child.expect(response)
+    shown = plain(child.before + child.after)
+    child.expect(">>> ")
+    return shown
+
+
+def complete(child, prompt: str) -> tuple[str, str]:
+    """Submit a prompt; return the completion as shown and why it stopped."""
+    submit(child, prompt)
+    child.expect(STATS)
+    shown = plain(child.before)
+    reason = child.match.group(2)
+    child.expect(">>> ")
+    return shown[shown.rfind(prompt) + len(prompt) :], reason
+
+
+def test_prompt_appears_and_quit_exits_zero(repl):
+    submit(repl, ":quit")
+    repl.expect(pexpect.EOF)
+    repl.close()
+    assert repl.exitstatus == 0
+
+
+def test_greedy_completion_is_repeatable(repl):
+    for setting in ("temperature 0", "stop_mode none", "max_tokens 30"):
+        command(repl, ":set " + setting, " = ")
+    first = complete(repl, "def f(x):")
+    second = complete(repl, "def f(x):")
+    assert first == second and first[1] == "max tokens"
+    command(repl, ":set temperature 1", " = ")
+    command(repl, ":set seed 5", " = ")
+    assert complete(repl, "class A:") == complete(repl, "class A:")
+
+
+def test_ctrl_c_stops_a_long_generation_and_the_session_lives_on(repl):
+    command(repl, ":set max_tokens 8000", "max_tokens = 8000")
+    command(repl, ":set stop_mode none", "stop_mode = ")
+    submit(repl, "x = 1")
+    time.sleep(1.5)
+    repl.sendintr()
+    repl.expect(STATS)
+    assert repl.match.group(2) == "interrupted" and int(repl.match.group(1)) < 8000
+    repl.expect(">>> ")
+    command(repl, ":set max_tokens 20", "max_tokens = 20")
+    _, reason = complete(repl, "y = 2")  # still alive and still completing
+    assert reason
+
+
+def test_bad_input_gives_one_error_line_and_changes_nothing(repl):
+    command(repl, ":set temperature 0.3", "temperature = 0.3")
+    for bad, message in [
+        (":bogus", "unknown command :bogus"),
+        (":set temperature -1", "out of range"),
+        (":set top_p 7", "out of range"),
+        (":set nope 1", "unknown setting"),
+        (":load /no/such/model", "no checkpoint"),
+    ]:
+        shown = command(repl, bad, "error: .*\n")
+        lines = [line for line in shown.splitlines() if line.strip() and not line.startswith(">>> ")]
+        assert len(lines) == 1 and message in lines[0], lines
+    shown = command(repl, ":set", "stop_mode.*\n")
+    assert re.search(r"temperature\s+0\.3\s+\(set\)", shown)
+
+
+def test_ctrl_c_at_the_prompt(repl):
+    repl.send("half typed")
+    repl.sendintr()  # clears the line
+    repl.sendintr()  # empty line: says how to exit
+    repl.expect("Ctrl-D or :quit exits")
+    repl.sendintr()  # a second Ctrl-C within a second exits with 130
+    repl.expect(pexpect.EOF)
+    repl.close()
+    assert repl.exitstatus == 130
+
+
+def test_history_file_is_written(repl, tmp_path):
+    complete(repl, "import os")
+    submit(repl, ":quit")
+    repl.expect(pexpect.EOF)
+    history = (tmp_path / "state" / "copilot-repl" / "history").read_text()
+    assert "+import os" in history and "+:quit" in history
+
+
+def test_batch_mode_through_a_pipe(tiny_model):
+    script = ":set temperature 0\ndef f(x):\ndef f(x):\n:set max_tokens 5\nclass A:\\\n    def\n"
+    r = run_cli("--model", str(tiny_model), stdin=script)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout  # plain text, no colour
+    outputs = r.stdout.split("\n")
+    assert r.stdout.count("\n") >= 3 and outputs[0] and r.stderr.count("error") == 0
+    failing = run_cli("--model", str(tiny_model), stdin=":set temperature hot\nx = 1\n")
+    assert failing.returncode == 1 and "temperature" in failing.stderr

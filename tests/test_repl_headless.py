@@ -1,0 +1,91 @@
+"""The REPL's input handling, driven headless through prompt_toolkit's pipe input."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from copilot_repl.repl.app import build_prompt_session
+from copilot_repl.repl.history import history_path
+from copilot_repl.session import Session
+
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+def submit(keys: str, history: bool = False, then: str = "") -> str:
+    """Type `keys`; `then` is typed a moment later, once background completion has had its turn."""
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text(keys)
+        if then:
+            threading.Timer(0.5, pipe.send_text, [then]).start()
+        return build_prompt_session(Session(), history=history).prompt(">>> ")
+
+
+def test_enter_submits():
+    assert submit("x = 1\r") == "x = 1"
+
+
+@pytest.mark.parametrize("newline_key", ["\x1b\r", "\n"])  # Esc-Enter (also Alt-Enter), Ctrl-J
+def test_newline_keys_insert_a_line_keeping_indentation(newline_key):
+    assert submit(f"def f():{newline_key}return 1\r") == "def f():\n    return 1"
+    assert submit(f"    x = 1{newline_key}y\r") == "    x = 1\n    y"
+
+
+def test_bracketed_paste_is_inserted_verbatim_and_not_submitted():
+    pasted = "def f():\r\n    return 1\r\n\r\nprint(f())"
+    assert submit(PASTE_START + pasted + PASTE_END + "\r") == "def f():\n    return 1\n\nprint(f())"
+
+
+def test_ctrl_c_clears_a_non_empty_line():
+    assert submit("garbage\x03x\r") == "x"
+
+
+def test_ctrl_c_on_an_empty_line_interrupts():
+    with pytest.raises(KeyboardInterrupt):
+        submit("\x03")
+
+
+def test_ctrl_d_on_an_empty_line_exits():
+    with pytest.raises(EOFError):
+        submit("\x04")
+
+
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        (":se\t", ":set"),
+        (":set temp\t", ":set temperature"),
+        (":set stop_mode li\t", ":set stop_mode line"),
+        (":train --toke\t", ":train --tokenizer"),
+        (":train --device cu\t", ":train --device cuda"),
+        (":train --tokenizer tik\t", ":train --tokenizer tiktoken"),
+    ],
+)
+def test_tab_completes_commands_flags_and_values(typed, expected):
+    assert submit(typed, then="\r").rstrip() == expected
+
+
+def test_tab_completes_paths(tmp_path, monkeypatch):
+    (tmp_path / "corpus_folder").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert submit(":read corp\t", then="\r").rstrip("/ ") == ":read corpus_folder"
+
+
+def test_history_is_written_and_searchable():
+    submit("import os\r", history=True)
+    assert "import os" in history_path().read_text()
+    assert submit("\x12impo\r\r", history=True) == "import os"  # Ctrl-R reverse search
+
+
+def test_corrupt_or_unwritable_history_does_not_stop_the_repl(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    history_path().parent.mkdir(parents=True)
+    history_path().write_bytes(b"\xff\xfe\x00garbage\n+\xff\n")
+    assert submit("x = 1\r", history=True) == "x = 1"
+    history_path().unlink()
+    history_path().mkdir()  # a folder where the file should be: neither readable nor writable
+    assert submit("y = 2\r", history=True) == "y = 2"
