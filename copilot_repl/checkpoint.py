@@ -7,6 +7,7 @@ optionally `optimizer.pt` (plain tensors, read with `weights_only=True`) for `--
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -66,12 +67,39 @@ def _recover(final: Path) -> None:
         os.replace(old, final)
 
 
+@contextlib.contextmanager
+def exclusive(directory: Path):
+    """Hold a lock beside `directory` while writing to it: two trainings into one name would mix."""
+    import fcntl
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_name(f".{directory.name}.lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(f"{directory} is being trained by another process; wait, or use another --name") from None
+        for stale in directory.parent.glob(f".{directory.name}.tmp-*"):  # left by a killed writer
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def versions() -> dict:
     return {"copilot_repl": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def save(directory: Path, model: GPT, tokenizer: Tokenizer, meta: dict, optimizer_state: dict | None = None) -> None:
-    """Write a complete checkpoint beside `directory`, then swap it in; the old one survives any crash."""
+def save(
+    directory: Path,
+    model: GPT,
+    tokenizer: Tokenizer,
+    meta: dict,
+    optimizer_state: dict | None = None,
+    files: dict[str, bytes] | None = None,
+) -> None:
+    """Write a complete checkpoint beside `directory`, then swap it in; the old one survives any crash.
+    `files` are extra artefacts (the loss curve) that belong with these weights."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
@@ -87,8 +115,11 @@ def save(directory: Path, model: GPT, tokenizer: Tokenizer, meta: dict, optimize
         (tmp / META).write_text(json.dumps(full, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         if optimizer_state is not None:
             torch.save(optimizer_state, tmp / OPTIMIZER)
+        for name, content in (files or {}).items():
+            (tmp / Path(name).name).write_bytes(content)
         for path in tmp.rglob("*"):
             if path.is_file():
+                path.chmod(0o644)
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
         shutil.rmtree(old, ignore_errors=True)
@@ -103,6 +134,7 @@ def save(directory: Path, model: GPT, tokenizer: Tokenizer, meta: dict, optimize
 
 
 def read_meta(directory: Path) -> dict:
+    _recover(Path(directory))
     try:
         meta = json.loads((directory / META).read_text(encoding="utf-8"))
     except FileNotFoundError:

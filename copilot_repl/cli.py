@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Without --once or a command: the interactive REPL (batch mode when stdin is not a terminal).",
     )
     p.add_argument("--once", metavar="PROMPT", help="print one completion of PROMPT (- reads stdin) and exit")
+    p.add_argument("--suffix", metavar="TEXT", help="with --once: fill the gap between PROMPT and TEXT (fill-in-the-middle)")
     p.add_argument("--model", help="checkpoint directory or NAME under paras/ (default: the shipped model)")
     p.add_argument("--paras", help="folder of named checkpoints (default ./paras or $COPILOT_REPL_PARAS)")
     p.add_argument("--device", default="cpu", help="device for generation: cpu, cuda, mps, auto")
@@ -94,8 +95,29 @@ class ShellOutput:
         return plain_progress(sys.stderr)
 
 
-def once(session, prompt: str, json_mode: bool) -> None:
-    completion = session.completion(sys.stdin.read() if prompt == "-" else prompt)
+def once(session, prompt: str, json_mode: bool, suffix: str | None = None) -> None:
+    if prompt == "-":  # bytes that are not UTF-8 become U+FFFD rather than an error
+        prompt = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    if suffix is not None and not session.trained_for_infill():
+        print("note: this model was not trained with --fim-rate; expect a poor fill", file=sys.stderr)
+    if session.sampling.n > 1:
+        candidates, seconds = session.best_of(prompt, suffix)
+        if json_mode:
+            listed = [
+                {
+                    "completion": c.text,
+                    "tokens": c.tokens,
+                    "mean_logprob": round(c.mean_logprob, 4),
+                    "syntax_ok": c.syntax_ok,
+                    "stop_reason": c.reason,
+                }
+                for c in candidates
+            ]
+            print(json.dumps({"completion": candidates[0].text, "candidates": listed, "seconds": round(seconds, 4)}))
+        else:
+            print(candidates[0].text, flush=True)
+        return
+    completion = session.completion(prompt, suffix)
     if completion.cropped_tokens and sys.stderr.isatty():
         print(f"note: prompt cropped: its first {completion.cropped_tokens} tokens do not fit the context", file=sys.stderr)
     if json_mode:
@@ -151,7 +173,7 @@ def _main(argv: list[str]) -> int:
         run_command(session, name, command_argv, ShellOutput(args.json), prefix="copilot-repl ")
         return 0
     if args.once is not None:
-        once(session, args.once, args.json)
+        once(session, args.once, args.json, args.suffix)
         return 0
     from copilot_repl.repl import run
 

@@ -28,6 +28,7 @@ class Output(Protocol):
     def next_input(self, text: str) -> None: ...  # pre-fill the next prompt (REPL only)
     def clear(self) -> None: ...
     def tokens(self, pieces: list[str], ids: list[int]) -> None: ...  # show a tokenization
+    def show_candidate(self, session: Session) -> None: ...  # show session.candidates[session.candidate_index]
 
 
 class Quit(Exception):
@@ -134,6 +135,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads", type=_positive(int), default=4)
     p.add_argument("--dim", type=_positive(int), default=128)
     p.add_argument("--lr", type=_positive(float), default=3e-3)
+    p.add_argument("--grad-accum", type=_positive(int), default=1, help="micro-batches per optimizer step")
+    p.add_argument("--fim-rate", type=float, default=0.0, help="share of windows trained as fill-in-the-middle (0-1)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--name", default="model", help="save to paras/NAME")
     p.add_argument("--resume", action="store_true", help="continue paras/NAME where it stopped")
@@ -143,12 +146,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 @command("train", "train a model from scratch, save it under paras/NAME and make it active", _train_args)
 def train_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl.distributed import world_from_env
     from copilot_repl.train import TrainConfig, train
 
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
     fields = {k: v for k, v in vars(args).items() if k != "json"}
     result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()])
+    if not world_from_env().is_main:
+        return  # under torchrun, rank 0 speaks for all
     note = "interrupted; " if result.interrupted else ""
     out.info(f"{note}saved {result.directory} at step {result.step}: val {result.val_bpb:.3f} bits/byte")
     session.load(str(result.directory))
@@ -393,6 +399,15 @@ def more_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     if session.last_prompt is None:
         raise UsageError("nothing to continue yet: type a prompt first")
     out.complete(session, session.last_prompt + session.last_completion)
+
+
+@command("next", "show the next best-of-n candidate of the last prompt (see :set n)", repl_only=True, needs_model=False)
+def next_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    if len(session.candidates) < 2:
+        raise UsageError("no other candidates: :set n 4 (or more), then type a prompt")
+    session.candidate_index = (session.candidate_index + 1) % len(session.candidates)
+    session.last_completion = session.candidates[session.candidate_index].text
+    out.show_candidate(session)
 
 
 def _file_arg(p: argparse.ArgumentParser) -> None:

@@ -108,15 +108,14 @@ def gather(spec: list[str]) -> Corpus:
     if not by_hash:
         raise CorpusError(f"no usable Python text in corpus {' '.join(spec)} (skipped: {skipped or 'nothing found'})")
     digests = sorted(by_hash)
-    val_digests = [d for d in digests if int(d[:8], 16) % 1000 < VAL_PER_MILLE]
-    if not val_digests and len(digests) > 1:
-        val_digests = [digests[0]]
-    train = [by_hash[d] for d in digests if d not in val_digests]
-    val = [by_hash[d] for d in val_digests]
-    if not train:  # a single file: hold out its last tenth, cut at a line boundary
-        lines = val[0].splitlines(keepends=True)
+    if len(digests) == 1:  # a single file: hold out its last tenth, cut at a line boundary
+        lines = by_hash[digests[0]].splitlines(keepends=True)
         cut = max(1, len(lines) * 9 // 10)
-        train, val = ["".join(lines[:cut])], ["".join(lines[cut:]) or lines[-1]]
+        val_digests, train, val = [], ["".join(lines[:cut])], ["".join(lines[cut:]) or lines[-1]]
+    else:
+        val_digests = [d for d in digests if int(d[:8], 16) % 1000 < VAL_PER_MILLE] or [digests[0]]
+        train = [by_hash[d] for d in digests if d not in val_digests]
+        val = [by_hash[d] for d in val_digests]
     fingerprint = hashlib.sha256(("v1" + ",".join(digests) + "|" + ",".join(val_digests)).encode()).hexdigest()[:16]
     return Corpus(train, val, fingerprint, list(spec), skipped)
 
@@ -181,8 +180,14 @@ def token_cache(corpus: Corpus, tokenizer, tokenizer_fingerprint: str) -> TokenS
     return TokenSplits(load("train"), load("val"), meta["val_bytes"], reused)
 
 
-def batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator):
-    """Random windows of `block_size + 1` tokens: inputs and next-token targets as int64 arrays."""
+def batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator, fim=None, fim_rate: float = 0.0):
+    """Random windows of `block_size + 1` tokens: inputs and next-token targets as int64 arrays.
+    With a tokenizer as `fim`, a `fim_rate` share of windows is rearranged for fill-in-the-middle."""
     starts = rng.integers(0, len(tokens) - block_size - 1, size=batch_size)
-    windows = np.stack([tokens[s : s + block_size + 1] for s in starts]).astype(np.int64)
+    rows = [np.asarray(tokens[s : s + block_size + 1]) for s in starts]
+    if fim is not None and fim_rate > 0:
+        from copilot_repl.fim import fim_window
+
+        rows = [fim_window(row, fim, rng) if rng.random() < fim_rate else row for row in rows]
+    windows = np.stack(rows).astype(np.int64)
     return windows[:, :-1], windows[:, 1:]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from copilot_repl.fim import infill_prompt
 from copilot_repl.model import GPT, KVCache
 from copilot_repl.settings import Sampling
 from copilot_repl.stops import StopRules
@@ -21,47 +22,48 @@ def clean_prompt(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def sample_next(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> int:
+def sample(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> torch.Tensor:
+    """One token id per row of `logits` (rows, vocab)."""
     if s.temperature == 0:
-        return int(logits.argmax())
+        return logits.argmax(-1)
     logits = logits / s.temperature
-    if s.top_k:
-        kth = torch.topk(logits, min(s.top_k, logits.size(-1))).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    if s.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs > s.top_p  # keep the smallest set reaching top_p
-        probs = probs.index_fill(0, order[outside], 0.0)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    if s.top_k and s.top_k < logits.size(-1):  # both ways give the candidates sorted by probability
+        values, candidates = torch.topk(logits, s.top_k, dim=-1)
+    else:
+        values, candidates = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(values, dim=-1)
+    if s.top_p < 1.0:  # the smallest set reaching top_p; the most likely token always stays
+        probs = probs * ((probs.cumsum(-1) - probs) < s.top_p)
+    return candidates.gather(1, torch.multinomial(probs, 1, generator=generator))[:, 0]
 
 
-@torch.no_grad()
-def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int]) -> Iterator[int]:
-    """Yield sampled ids forever; the caller decides when to stop. When the cache fills, the last half
-    context is re-read (rotary positions are relative, so nothing else changes)."""
-    config, device = model.config, next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    generator = torch.Generator(device="cpu").manual_seed(s.seed)
-    history = list(ids)
+@torch.inference_mode()
+def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int], rows: int = 1):
+    """Yield (ids, log-probabilities) of the next token of each of `rows` samples, forever; the caller
+    decides when to stop. When the cache fills, the last half context is re-read (rotary positions
+    are relative, so nothing else changes)."""
+    config, weights = model.config, next(model.parameters())
+    generator = torch.Generator().manual_seed(s.seed)
+    ban = torch.zeros(config.vocab_size)
+    ban[banned] = float("-inf")
+    history = torch.tensor([ids] * rows)
 
-    def prefill(context: list[int]):
-        cache = KVCache(config, 1, device, dtype)
-        logits, _ = model(torch.tensor([context], device=device), cache=cache)
-        return cache, logits[0, -1]
+    def prefill(context: torch.Tensor):
+        cache = KVCache(config, rows, weights.device, weights.dtype)
+        logits, _ = model(context.to(weights.device), cache=cache)
+        return cache, logits[:, -1]
 
-    cache, logits = prefill(history[-config.block_size :])
+    cache, logits = prefill(history[:, -config.block_size :])
     while True:
-        logits = logits.float().cpu()
-        logits[banned] = float("-inf")
-        token = sample_next(logits, s, generator)
-        yield token
-        history.append(token)
+        logits = logits.float().cpu() + ban
+        tokens = sample(logits, s, generator)
+        yield tokens, torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None])[:, 0]
+        history = torch.cat([history, tokens[:, None]], dim=1)
         if cache.length >= config.block_size:
-            cache, logits = prefill(history[-(config.block_size // 2) :])
+            cache, logits = prefill(history[:, -(config.block_size // 2) :])
         else:
-            logits, _ = model(torch.tensor([[token]], device=device), cache=cache)
-            logits = logits[0, -1]
+            logits, _ = model(tokens[:, None].to(weights.device), cache=cache)
+            logits = logits[:, -1]
 
 
 @dataclass
@@ -79,36 +81,48 @@ class Completion:
     prompt_tokens: int = 0
     cropped_tokens: int = 0
     seed: int = 0
+    suffix: str | None = None  # given: fill the gap between prompt and suffix (ends at end-of-middle)
 
     def __post_init__(self):
         self.prompt = clean_prompt(self.prompt)
         self.seed = self.sampling.seed if self.sampling.seed is not None else int.from_bytes(os.urandom(4), "little")
-        ids = [self.tokenizer.eot_id] + self.tokenizer.encode(self.prompt)  # files start after end-of-text
         limit = self.model.config.block_size - 1
+        if self.suffix is not None:
+            self.suffix = clean_prompt(self.suffix)
+            ids, self.cropped_tokens = infill_prompt(self.tokenizer, self.prompt, self.suffix, limit - 1)
+            self.ids, self.prompt_tokens = [self.tokenizer.eot_id, *ids], len(ids) + self.cropped_tokens
+            return
+        ids = [self.tokenizer.eot_id] + self.tokenizer.encode(self.prompt)  # files start after end-of-text
         self.cropped_tokens = max(0, len(ids) - limit)
         self.ids = ids[-limit:]
         self.prompt_tokens = len(ids) - 1
+
+    def stream(self, rows: int = 1):
+        """The raw token stream for this prompt; special tokens other than end-of-text are never sampled."""
+        banned = [i for name, i in self.tokenizer.special_ids.items() if name != EOT]
+        banned += list(range(self.tokenizer.vocab_size, self.model.config.vocab_size))
+        return token_stream(self.model, self.ids, Sampling(**{**self.sampling.__dict__, "seed": self.seed}), banned, rows)
+
+    def rules(self) -> StopRules:
+        return StopRules(self.prompt, self.sampling.stop, "none" if self.suffix is not None else self.sampling.stop_mode)
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
 
     def __iter__(self) -> Iterator[str]:
-        s = self.sampling
-        rules = StopRules(self.prompt, s.stop, s.stop_mode)
+        s, rules = self.sampling, self.rules()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        specials = self.tokenizer.special_ids
-        banned = [i for name, i in specials.items() if name != EOT]
-        banned += list(range(self.tokenizer.vocab_size, self.model.config.vocab_size))
-        sampling = Sampling(**{**s.__dict__, "seed": self.seed})
+        eot = self.tokenizer.eot_id
         start, text, shown = time.perf_counter(), "", 0
         self.reason = "max tokens"
-        stream = token_stream(self.model, self.ids, sampling, banned)
+        stream = self.stream()
         try:
-            for token in stream:
+            for tokens, _ in stream:
+                token = int(tokens[0])
                 self.tokens += 1
-                if token == specials[EOT]:
-                    self.reason = "end of text"
+                if token == eot:
+                    self.reason = "end of middle" if self.suffix is not None else "end of text"
                     break
                 text += decoder.decode(self.tokenizer.token_bytes(token))
                 cut = rules.find_stop(text)

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from copilot_repl.plot import terminal_curve
+
 
 def _fmt_line(info: dict) -> str:
     parts = [f"step {info['step']}", f"loss {info['loss']:.3f}"]
@@ -75,6 +77,7 @@ def rich_progress(console) -> Callable[[str, dict], None]:
             console.print(f"[dim]saved {info['path']} (step {info['step']})[/dim]")
         elif event == "end":
             progress.stop()
+            console.print(terminal_curve(info["history"]), markup=False, highlight=False)
         elif event == "status":
             console.print(f"[dim]{info['message']}[/dim]")
 

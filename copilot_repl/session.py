@@ -59,6 +59,8 @@ class Session:
     loaded: Any = None  # checkpoint.Loaded, once loaded
     last_prompt: str | None = None  # for :regen and :more
     last_completion: str = ""
+    candidates: list = field(default_factory=list)  # best-of-n results of the last prompt, best first
+    candidate_index: int = 0
 
     @property
     def sampling(self) -> Sampling:
@@ -107,9 +109,20 @@ class Session:
                     pass
         self.loaded, self.layers["checkpoint"] = loaded, saved
 
-    def completion(self, prompt: str):
+    def trained_for_infill(self) -> bool:
+        return bool(self.model().meta.get("train", {}).get("fim_rate"))
+
+    def completion(self, prompt: str, suffix: str | None = None):
         from copilot_repl.generate import Completion
 
         loaded = self.model()
         self.last_prompt, self.last_completion = prompt, ""
-        return Completion(loaded.model, loaded.tokenizer, prompt, self.sampling)
+        return Completion(loaded.model, loaded.tokenizer, prompt, self.sampling, suffix=suffix)
+
+    def best_of(self, prompt: str, suffix: str | None = None):
+        """Sample `n` candidates in one batch; they are kept for `:next`, best first."""
+        from copilot_repl.best_of import best_of
+
+        self.candidates, seconds = best_of(self.completion(prompt, suffix), self.sampling.n)
+        self.candidate_index, self.last_completion = 0, self.candidates[0].text
+        return self.candidates, seconds

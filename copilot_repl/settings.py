@@ -22,6 +22,7 @@ class Sampling:
     seed: int | None = None  # None: a fresh random seed, reported so a run can be repeated
     stop: list[str] = field(default_factory=list)
     stop_mode: str = "block"
+    n: int = 1  # best-of-n: candidates sampled in one batch
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ SETTINGS = {
         Setting("seed", _seed, "random seed for sampling (an integer, or `random`)"),
         Setting("stop", _stop, "extra stop strings, separated by |, escapes like \\n allowed; `none` clears"),
         Setting("stop_mode", _choice(STOP_MODES), "block: stop when the prompt's block ends; line: at end of line", STOP_MODES),
+        Setting("n", _number(int, 1, 16), "best-of-n: sample this many candidates, show the most likely valid one"),
     )
 }
 

@@ -20,6 +20,7 @@ FIM_MIDDLE = "<|fim_middle|>"
 FIM_SUFFIX = "<|fim_suffix|>"
 # Reserved by every tokenizer from the start, so adding fill-in-the-middle never changes the format.
 SPECIAL_TOKENS = (EOT, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX)
+MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # every byte, so that any text can be encoded
 
 
 class Tokenizer:
@@ -27,7 +28,6 @@ class Tokenizer:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
-    # Whether any text round-trips exactly (byte-level tokenizers); `char` maps unseen text to bytes too.
     default_vocab_size: ClassVar[int | None] = None
 
     @classmethod
@@ -75,6 +75,29 @@ class Tokenizer:
             h.update(path.name.encode())
             h.update(path.read_bytes())
         return h.hexdigest()[:16]
+
+
+class ByteTableTokenizer(Tokenizer):
+    """A tokenizer whose ids index a table of byte strings (special tokens map to b"")."""
+
+    _bytes: list[bytes]
+    _special: dict[str, int]
+
+    @classmethod
+    def check_vocab_size(cls, vocab_size: int | None) -> None:
+        if vocab_size is not None and vocab_size < MIN_VOCAB_SIZE:
+            raise TokenizerError(f"{cls.name} needs --vocab-size >= {MIN_VOCAB_SIZE} (bytes + special tokens)")
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._bytes)
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return dict(self._special)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self._bytes[token_id]
 
 
 def tokenizer_class(name: str) -> type[Tokenizer]:

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from copilot_repl import checkpoint, data
+from copilot_repl import checkpoint, data, distributed
 from copilot_repl.devices import resolve_device
 from copilot_repl.errors import CheckpointError, CorpusError, UsageError
 from copilot_repl.evaluate import bits_per_byte, mean_loss
 from copilot_repl.model import GPT, GPTConfig
+from copilot_repl.plot import loss_png
 from copilot_repl.tokenizer import tokenizer_class
 
 
@@ -39,6 +41,8 @@ class TrainConfig:
     warmup: int = 100  # steps
     cooldown: float = 0.4  # final fraction of the run over which the LR decays linearly
     weight_decay: float = 0.1
+    grad_accum: int = 1  # micro-batches per optimizer step; gradients are all-reduced once per step
+    fim_rate: float = 0.0  # share of training windows rearranged for fill-in-the-middle
     eval_every: int = 200  # steps
     eval_windows: int = 64  # context windows per periodic validation; the final one reads them all
     seed: int = 1337
@@ -55,6 +59,8 @@ class TrainConfig:
                 raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
         if not self.lr > 0:
             raise UsageError("--lr must be positive")
+        if not 0 <= self.fim_rate <= 1:
+            raise UsageError("--fim-rate must be between 0 and 1")
         if sum(x is not None for x in (self.epochs, self.steps, self.time)) > 1:
             raise UsageError("give only one of --epochs, --steps, --time")
 
@@ -66,6 +72,7 @@ class TrainResult:
     val_bpb: float
     tokens_per_second: float
     interrupted: bool
+    model: GPT  # this rank's weights (under torchrun they are in sync on every rank)
 
 
 Callback = Callable[[str, dict], None]
@@ -83,13 +90,20 @@ def _optimizer(model: GPT, config: TrainConfig, device: str) -> torch.optim.Opti
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=device == "cuda")
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
 
 
 def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
-    """Train (or resume) a model and save it under paras/NAME; Ctrl-C saves before returning."""
-    emit = lambda event, **info: [cb(event, info) for cb in callbacks]  # noqa: E731
+    """Train (or resume) a model and save it under paras/NAME; Ctrl-C saves before returning.
+    Under torchrun every rank trains on its own batches; only rank 0 reports, evaluates and saves."""
+    world = distributed.world_from_env()
     out_dir = checkpoint.paras_dir(config.paras) / config.name
+    with checkpoint.exclusive(out_dir) if world.is_main else contextlib.nullcontext():
+        return _train(config, callbacks, world, out_dir)
+
+
+def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.World, out_dir: Path) -> TrainResult:
+    emit = lambda event, **info: [cb(event, info) for cb in callbacks if world.is_main]  # noqa: E731
     state = None
     if config.resume:
         if not (out_dir / checkpoint.META).is_file():
@@ -102,14 +116,19 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
             setattr(config, key, saved[key])
     config.check()
     device, device_reason = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+    device = distributed.start(world, device)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
 
     emit("status", message=f"reading corpus {' '.join(config.corpus)}")
+    if not world.is_main:  # rank 0 trains the tokenizer and fills the token cache; the rest reuse them
+        distributed.barrier(world)
     corpus = data.gather(config.corpus)
     emit("status", message=f"tokenizer {config.tokenizer}")
     tokenizer, tok_dir = data.cached_tokenizer(corpus, tokenizer_class(config.tokenizer), config.vocab_size)
     config.vocab_size = config.vocab_size or tokenizer.vocab_size
     splits = data.token_cache(corpus, tokenizer, tokenizer.fingerprint(tok_dir))
+    if world.is_main:
+        distributed.barrier(world)
     if len(splits.train) < config.block_size + 2:
         raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
 
@@ -122,24 +141,26 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
     )
     model = checkpoint.load(out_dir).model if config.resume else GPT(model_config)
     model.to(device).train()
+    cuda = device.startswith("cuda")
     optimizer = _optimizer(model, config, device)
     step, elapsed_before, history = 0, 0.0, []
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed_before = int(state["step"]), float(state["elapsed"])
         history = checkpoint.read_meta(out_dir).get("history", [])
-    step_model = torch.compile(model) if config.compile else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+    step_model = DistributedDataParallel(model, device_ids=[world.local_rank] if cuda else None) if world.enabled else model
+    step_model = torch.compile(step_model) if config.compile else step_model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
 
-    tokens_per_step = config.batch_size * config.block_size
+    tokens_per_step = config.batch_size * config.block_size * config.grad_accum * world.size
     steps_per_epoch = max(1, len(splits.train) // tokens_per_step)
     total_steps = config.steps or (None if config.time else math.ceil((config.epochs or 1) * steps_per_epoch))
-    rng = np.random.default_rng([config.seed, step])
+    rng = np.random.default_rng([config.seed, step, world.rank])  # different batches on every rank
     emit(
         "start",
         params=model.num_params(),
         device=device,
-        device_reason=device_reason,
+        device_reason=device_reason + (f"; {world.size} processes" if world.enabled else ""),
         total_steps=total_steps,
         time=config.time,
         train_tokens=len(splits.train),
@@ -168,51 +189,57 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
             "history": history,
         }
         opt_state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed()}
-        checkpoint.save(out_dir, model, tokenizer, meta, opt_state)
+        checkpoint.save(out_dir, model, tokenizer, meta, opt_state, files={"loss.png": loss_png(history)})
         emit("saved", path=str(out_dir), step=step, val_bpb=val_bpb)
 
     start, start_step = time.perf_counter(), step
     elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
     tps = lambda: (step - start_step) * tokens_per_step / max(time.perf_counter() - start, 1e-9)  # noqa: E731
     interrupted, smooth, val_bpb = False, None, float("nan")
+
+    def micro_step(last: bool) -> float:
+        arrays = data.batch(splits.train, config.batch_size, config.block_size, rng, tokenizer, config.fim_rate)
+        x, y = (torch.from_numpy(a).pin_memory().to(device, non_blocking=True) if cuda else torch.from_numpy(a) for a in arrays)
+        sync = contextlib.nullcontext() if last or not world.enabled else step_model.no_sync()
+        with sync:
+            with autocast:
+                _, loss = step_model(x, y)
+            (loss / config.grad_accum).backward()
+        return loss.item()
+
     try:
         while True:
-            progress = step / total_steps if total_steps else elapsed() / config.time
+            progress = step / total_steps if total_steps else distributed.agree_max(world, elapsed() / config.time)
             if progress >= 1.0:
                 break
             lr = lr_at(config, step, progress)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = (
-                torch.from_numpy(a).to(device, non_blocking=True)
-                for a in data.batch(splits.train, config.batch_size, config.block_size, rng)
-            )
-            with autocast:
-                _, loss = step_model(x, y)
-            loss.backward()
+            loss_value = sum(micro_step(i == config.grad_accum - 1) for i in range(config.grad_accum)) / config.grad_accum
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            loss_value = loss.item()
             smooth = loss_value if smooth is None else 0.9 * smooth + 0.1 * loss_value
             record = {"step": step, "loss": round(smooth, 4), "lr": lr, "elapsed": round(elapsed(), 2)}
-            if step % config.eval_every == 0:
+            if step % config.eval_every == 0 and world.is_main:
                 val_bpb = validate(config.eval_windows)
                 record["val_bpb"] = round(val_bpb, 4)
             if step % 10 == 0 or "val_bpb" in record:
                 history.append(record)
             emit("step", **record, progress=progress, tokens_per_second=tps())
-            if step % steps_per_epoch == 0:  # a checkpoint per epoch; the final one comes after the loop
+            if step % steps_per_epoch == 0 and world.is_main:  # a checkpoint per epoch, and one at the end
                 save(val_bpb)
     except KeyboardInterrupt:
         interrupted = True
-    emit("end", step=step, interrupted=interrupted)
+    emit("end", step=step, interrupted=interrupted, history=history)
     if interrupted:
         emit("status", message="interrupted: saving")
-    val_bpb = validate(None)
-    history.append(
-        {"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2), "val_bpb": round(val_bpb, 4)}
-    )
-    save(val_bpb)
-    return TrainResult(out_dir, step, val_bpb, tps(), interrupted)
+    if world.is_main:
+        val_bpb = validate(None)
+        final = {"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2)}
+        history.append(final | {"val_bpb": round(val_bpb, 4)})
+        save(val_bpb)
+    distributed.barrier(world)  # nobody leaves before the checkpoint is on disk
+    distributed.stop(world)
+    return TrainResult(out_dir, step, val_bpb, tps(), interrupted, model)

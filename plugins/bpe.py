@@ -10,7 +10,7 @@ from pathlib import Path
 
 from copilot_repl.errors import TokenizerError
 from copilot_repl.hookspecs import hookimpl
-from copilot_repl.tokenizer import SPECIAL_TOKENS, Tokenizer
+from copilot_repl.tokenizer import SPECIAL_TOKENS, ByteTableTokenizer
 
 FILE = "bpe_tokenizer.json"
 
@@ -29,7 +29,7 @@ def _byte_decoder() -> dict[str, int]:
     return chars
 
 
-class BPETokenizer(Tokenizer):
+class BPETokenizer(ByteTableTokenizer):
     name = "bpe"
     default_vocab_size = 4096
 
@@ -50,8 +50,7 @@ class BPETokenizer(Tokenizer):
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
         vocab_size = vocab_size or cls.default_vocab_size
-        if vocab_size < 256 + len(SPECIAL_TOKENS):
-            raise TokenizerError(f"bpe needs --vocab-size >= {256 + len(SPECIAL_TOKENS)} (bytes + special tokens)")
+        cls.check_vocab_size(vocab_size)
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()
@@ -76,22 +75,11 @@ class BPETokenizer(Tokenizer):
     def save(self, directory: Path) -> None:
         self.hf.save(str(directory / FILE))
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self._bytes)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        return dict(self._special)
-
     def encode(self, text: str) -> list[int]:
         return self.hf.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
-
-    def token_bytes(self, token_id: int) -> bytes:
-        return self._bytes[token_id]
 
 
 @hookimpl

@@ -14,29 +14,28 @@ from pathlib import Path
 
 from copilot_repl.errors import TokenizerError
 from copilot_repl.hookspecs import hookimpl
-from copilot_repl.tokenizer import SPECIAL_TOKENS, Tokenizer
+from copilot_repl.tokenizer import MIN_VOCAB_SIZE, SPECIAL_TOKENS, ByteTableTokenizer
 
 FILE = "char_vocab.json"
 
 
-class CharTokenizer(Tokenizer):
+class CharTokenizer(ByteTableTokenizer):
     name = "char"
 
     def __init__(self, chars: list[str]):
         self.chars = chars
-        self._offset = 256 + len(SPECIAL_TOKENS)
-        self._ids = {c: i + self._offset for i, c in enumerate(chars)}
+        self._ids = {c: i + MIN_VOCAB_SIZE for i, c in enumerate(chars)}
         self._bytes = [bytes([b]) for b in range(256)] + [b""] * len(SPECIAL_TOKENS)
         self._bytes += [c.encode("utf-8", "surrogatepass") for c in chars]
+        self._special = {tok: 256 + i for i, tok in enumerate(SPECIAL_TOKENS)}
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> CharTokenizer:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(text)
-        limit = None if vocab_size is None else vocab_size - 256 - len(SPECIAL_TOKENS)
-        if limit is not None and limit < 0:
-            raise TokenizerError(f"char needs --vocab-size >= {256 + len(SPECIAL_TOKENS)} (bytes + special tokens)")
+        cls.check_vocab_size(vocab_size)
+        limit = None if vocab_size is None else vocab_size - MIN_VOCAB_SIZE
         chars = [c for c, _ in counts.most_common(limit)]
         return cls(chars)
 
@@ -51,14 +50,6 @@ class CharTokenizer(Tokenizer):
     def save(self, directory: Path) -> None:
         (directory / FILE).write_text(json.dumps({"chars": self.chars}, ensure_ascii=False), encoding="utf-8")
 
-    @property
-    def vocab_size(self) -> int:
-        return self._offset + len(self.chars)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        return {tok: 256 + i for i, tok in enumerate(SPECIAL_TOKENS)}
-
     def encode(self, text: str) -> list[int]:
         ids = self._ids
         out: list[int] = []
@@ -69,9 +60,6 @@ class CharTokenizer(Tokenizer):
             else:
                 out.append(i)
         return out
-
-    def token_bytes(self, token_id: int) -> bytes:
-        return self._bytes[token_id]
 
 
 @hookimpl

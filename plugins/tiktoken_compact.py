@@ -17,7 +17,7 @@ from pathlib import Path
 
 from copilot_repl.errors import TokenizerError
 from copilot_repl.hookspecs import hookimpl
-from copilot_repl.tokenizer import SPECIAL_TOKENS, Tokenizer
+from copilot_repl.tokenizer import SPECIAL_TOKENS, ByteTableTokenizer
 
 RANKS_FILE = "tiktoken_ranks.tiktoken"
 META_FILE = "tiktoken_meta.json"
@@ -74,7 +74,7 @@ def compact_ranks(counts: Counter[int], ranks: dict[bytes, int], size: int) -> d
     return {b: i for i, b in enumerate(sorted(keep, key=ranks.__getitem__))}
 
 
-class TiktokenTokenizer(Tokenizer):
+class TiktokenTokenizer(ByteTableTokenizer):
     name = "tiktoken"
     default_vocab_size = 4096
 
@@ -92,8 +92,7 @@ class TiktokenTokenizer(Tokenizer):
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> TiktokenTokenizer:
         vocab_size = vocab_size or cls.default_vocab_size
-        if vocab_size < 256 + len(SPECIAL_TOKENS):
-            raise TokenizerError(f"tiktoken needs --vocab-size >= {256 + len(SPECIAL_TOKENS)} (bytes + special tokens)")
+        cls.check_vocab_size(vocab_size)
         full = base_encoding()
         counts: Counter[int] = Counter()
         for ids in full.encode_ordinary_batch(list(texts)):
@@ -118,22 +117,11 @@ class TiktokenTokenizer(Tokenizer):
         (directory / RANKS_FILE).write_text("\n".join(lines) + "\n", encoding="ascii")
         (directory / META_FILE).write_text(json.dumps({"base": BASE_ENCODING, "pat_str": self.pat_str}), encoding="utf-8")
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self._bytes)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        return dict(self._special)
-
     def encode(self, text: str) -> list[int]:
         return self.enc.encode_ordinary(text)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return self.enc.encode_ordinary_batch(texts)
-
-    def token_bytes(self, token_id: int) -> bytes:
-        return self._bytes[token_id]
 
 
 @hookimpl

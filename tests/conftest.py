@@ -32,6 +32,7 @@ def isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "config"))
 
 
+TINY_CLI = ["--layers", "1", "--dim", "32", "--heads", "2", "--block-size", "32"]  # a model that trains in seconds
 TINY = dict(layers=1, heads=2, dim=32, block_size=64, batch_size=8, eval_every=10, eval_windows=4, warmup=5, device="cpu")
 
 

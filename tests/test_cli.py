@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import TINY_CLI, run_cli
 
 
 def test_once_prints_a_completion(tiny_model):
@@ -71,20 +71,13 @@ def test_train_then_eval_through_the_cli(corpus_dir, tmp_path):
         "train",
         "--corpus",
         str(corpus_dir),
+        *TINY_CLI,
         "--tokenizer",
         "bpe",
         "--vocab-size",
         "300",
         "--steps",
         "15",
-        "--layers",
-        "1",
-        "--dim",
-        "32",
-        "--heads",
-        "2",
-        "--block-size",
-        "32",
         "--name",
         "clitrain",
         "--json",
@@ -116,3 +109,37 @@ def test_output_to_a_closed_pipe_is_quiet(tiny_model):
         text=True,
     )
     assert "Traceback" not in r.stderr
+
+
+def test_ctrl_c_during_training_saves_and_exits_cleanly(corpus_dir):
+    import signal
+    import time
+
+    from copilot_repl import checkpoint
+
+    args = [
+        sys.executable,
+        "-m",
+        "copilot_repl",
+        "train",
+        "--corpus",
+        str(corpus_dir),
+        *TINY_CLI,
+        "--tokenizer",
+        "char",
+        "--steps",
+        "100000",
+        "--name",
+        "interrupted",
+    ]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("training"):
+            break
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted; saved" in err and "Traceback" not in err
+    meta = checkpoint.read_meta(checkpoint.paras_dir() / "interrupted")
+    assert 0 < meta["metrics"]["step"] < 100000

@@ -10,7 +10,7 @@ import time
 import pexpect
 import pytest
 
-from conftest import run_cli
+from conftest import TINY_CLI, run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 STATS = r"\[(\d+) tokens, \d+ tok/s, ([a-z ]+)\]"
@@ -29,6 +29,7 @@ def repl(tiny_model, tmp_path):
         env=env,
         dimensions=(40, 160),
         encoding="utf-8",
+        codec_errors="replace",
         timeout=60,
     )
     child.expect(">>> ")
@@ -140,3 +141,36 @@ def test_batch_mode_through_a_pipe(tiny_model):
     assert r.stdout.count("\n") >= 3 and outputs[0] and r.stderr.count("error") == 0
     failing = run_cli("--model", str(tiny_model), stdin=":set temperature hot\nx = 1\n")
     assert failing.returncode == 1 and "temperature" in failing.stderr
+
+
+def test_train_in_the_repl_then_ctrl_c_saves_and_activates(repl, corpus_dir):
+    submit(repl, f":train --corpus {corpus_dir} {' '.join(TINY_CLI)} --tokenizer char --steps 100000 --name fromrepl")
+    repl.expect("training")
+    time.sleep(2)
+    repl.sendintr()
+    repl.expect("interrupted; saved")
+    repl.expect(">>> ")
+    shown = command(repl, ":show", "params.*\n")
+    assert "fromrepl" in shown
+    shown = command(repl, ":models", "fromrepl.*\n")
+    assert "char" in shown
+
+
+def test_save_keeps_set_values_as_the_checkpoint_defaults(repl, tmp_path):
+    command(repl, ":set temperature 0.25", "temperature = 0.25")
+    command(repl, f":save {tmp_path / 'saved'}", "saved")
+    command(repl, ":unset temperature", "temperature = ")
+    command(repl, f":load {tmp_path / 'saved'}", "loaded")
+    shown = command(repl, ":set", "stop_mode.*\n")
+    assert re.search(r"temperature\s+0\.25\s+\(checkpoint\)", shown)
+
+
+def test_best_of_n_and_next_candidate(repl):
+    command(repl, ":set n 3", "n = 3")
+    command(repl, ":set max_tokens 6", "max_tokens = 6")
+    submit(repl, "x = 1")
+    repl.expect(r"candidate 1/3")
+    repl.expect(">>> ")
+    command(repl, ":next", r"candidate 2/3")
+    repl.send("\x1bn")  # Alt-N
+    repl.expect(r"candidate 3/3")

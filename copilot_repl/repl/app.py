@@ -16,6 +16,7 @@ from prompt_toolkit.utils import get_cwidth
 from copilot_repl import __version__
 from copilot_repl.commands import COMMANDS, Quit, run_command, split_line
 from copilot_repl.errors import CopilotReplError
+from copilot_repl.fim import FILL_MARKER
 from copilot_repl.repl.completer import ReplCompleter
 from copilot_repl.repl.history import make_history
 from copilot_repl.repl.keys import key_bindings
@@ -83,13 +84,35 @@ class ReplOutput:
 
         return rich_progress(self.console)
 
-    def complete(self, session, prompt: str, same_line: bool = False) -> None:
-        completion = session.completion(prompt)
+    def show_candidate(self, session, same_line: bool = False) -> None:
+        candidates, index = session.candidates, session.candidate_index
+        best = candidates[index]
+        prompt = session.last_prompt
+        if not same_line:
+            sys.stdout.write(f"{DIM}{prompt.splitlines()[-1] if prompt.strip() else ''}{RESET}")
+        StreamPrinter(prompt).write(best.text)
+        valid = "valid" if best.syntax_ok else "syntax error"
+        line = (
+            f"[candidate {index + 1}/{len(candidates)}: {best.tokens} tokens, mean log-prob {best.mean_logprob:.2f}, "
+            f"{valid}, {best.reason}; Alt-N or :next shows the next]"
+        )
+        sys.stdout.write(f"{RESET}\n{DIM}{line}{RESET}\n")
+        sys.stdout.flush()
+
+    def complete(self, session, prompt: str, same_line: bool = False, suffix: str | None = None) -> None:
+        if session.sampling.n > 1:
+            with self.console.status(f"sampling {session.sampling.n} candidates…", spinner="dots"):
+                session.best_of(prompt, suffix)
+            self.show_candidate(session, same_line)
+            return
+        completion = session.completion(prompt, suffix)
         if completion.cropped_tokens:
             self.info(f"(prompt cropped: its first {completion.cropped_tokens} tokens do not fit the context)")
         printer, pieces = StreamPrinter(prompt), iter(completion)
         if not same_line:
             sys.stdout.write(f"{DIM}{prompt.splitlines()[-1] if prompt.strip() else ''}{RESET}")
+        if suffix is not None:
+            sys.stdout.write(f"{DIM}fill:{RESET} ")
         try:
             for piece in pieces:
                 printer.write(piece)
@@ -192,6 +215,12 @@ def interactive(session, history: bool = True) -> int:
                 elif command is not None and command.name == "load":
                     loader.thread.join()
                 run_command(session, words[0], words[1:], out)
+            elif FILL_MARKER in text:
+                loader.wait(console)
+                prefix, _, suffix = text.partition(FILL_MARKER)
+                if not session.trained_for_infill():
+                    out.info("(this model was not trained with --fim-rate; expect a poor fill)")
+                out.complete(session, prefix, suffix=suffix)
             else:
                 loader.wait(console)
                 out.complete(session, text, same_line=_cursor_to_end_of_input(text))

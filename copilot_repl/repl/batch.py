@@ -12,6 +12,7 @@ from typing import TextIO
 
 from copilot_repl.commands import Quit, run_line
 from copilot_repl.errors import CopilotReplError, UsageError
+from copilot_repl.fim import FILL_MARKER
 
 
 class BatchOutput:
@@ -31,8 +32,15 @@ class BatchOutput:
 
         return plain_progress(self.err)
 
-    def complete(self, session, prompt: str) -> None:
-        completion = session.completion(prompt)
+    def show_candidate(self, session) -> None:
+        self.result(session.candidates[session.candidate_index].text)
+
+    def complete(self, session, prompt: str, suffix: str | None = None) -> None:
+        if session.sampling.n > 1:
+            session.best_of(prompt, suffix)
+            self.show_candidate(session)
+            return
+        completion = session.completion(prompt, suffix)
         try:
             for piece in completion:
                 self.out.write(piece)
@@ -68,12 +76,17 @@ def logical_lines(lines: Iterable[str]):
 
 def batch(session, stdin: TextIO) -> int:
     out, failed = BatchOutput(), False
+    if hasattr(stdin, "reconfigure"):
+        stdin.reconfigure(errors="replace")  # stray non-UTF-8 bytes must not end the run
     for line in logical_lines(stdin):
         if not line.strip():
             continue
         try:
             if line.lstrip().startswith((":", "/")):
                 run_line(session, line, out)
+            elif FILL_MARKER in line:
+                prefix, _, suffix = line.partition(FILL_MARKER)
+                out.complete(session, prefix, suffix=suffix)
             else:
                 out.complete(session, line)
         except Quit:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prompt_toolkit.filters import is_searching
 from prompt_toolkit.key_binding import KeyBindings
 
+from copilot_repl.fim import FILL_MARKER
+
 
 def _newline_keeping_indent(buffer) -> None:
     line = buffer.document.current_line_before_cursor
@@ -31,6 +33,14 @@ def key_bindings() -> KeyBindings:
     @kb.add("c-j", filter=typing)
     def _(event):
         _newline_keeping_indent(event.current_buffer)
+
+    @kb.add("c-]", filter=typing)
+    def _(event):
+        event.current_buffer.insert_text(FILL_MARKER)
+
+    @kb.add("escape", "n", filter=typing)  # Alt-N: the next best-of-n candidate
+    def _(event):
+        event.app.exit(result=":next")
 
     @kb.add("c-c", filter=typing)
     def _(event):

@@ -1,0 +1,56 @@
+"""python -m benchmarks [--quick] [--only SUITE...] [--out FILE]: print a table, write JSON.
+
+Every headline figure is a ratio or a median of things measured side by side in this one run.
+Install the peer with `pip install ".[bench]"` (HuggingFace transformers) for the comparisons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from benchmarks import completion, data_speed, memory, quality, startup, throughput
+
+
+def suites(quick: bool) -> dict:
+    repeats = 2 if quick else 5
+    return {
+        "startup": lambda: {**startup.repl_timings(repeats), **startup.once_timings(repeats)},
+        "training": lambda: throughput.training(rounds=2 if quick else 3),
+        "generation": lambda: throughput.generation(rounds=2 if quick else 5),
+        "data": lambda: {**data_speed.encode_speed(), **data_speed.cached_start()},
+        "memory": memory.memory,
+        "quality": lambda: quality.quality(60 if quick else 600, [0] if quick else [0, 1, 2]),
+        "completion": lambda: completion.line_completion(100 if quick else 500),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and a 1-minute quality budget (about 3 minutes)")
+    parser.add_argument("--only", nargs="+", choices=list(suites(False)))
+    parser.add_argument("--out", default="benchmarks/results.json")
+    args = parser.parse_args()
+    os.environ.setdefault("COPILOT_REPL_PARAS", str(Path(os.environ.get("TMPDIR", "/tmp")) / "copilot-repl-bench-paras"))
+    chosen = suites(args.quick)
+    names = args.only or [n for n in chosen if not (args.quick and n == "quality")]
+    results = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "quick": args.quick,
+    }
+    for name in names:
+        results[name] = chosen[name]()
+        for key, value in results[name].items():
+            shown = f"{value:12.3f}" if isinstance(value, float) else f"{value!s:>12}"
+            print(f"{name:<11} {key:<34} {shown}", flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

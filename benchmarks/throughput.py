@@ -1,0 +1,135 @@
+"""Training and generation speed, side by side in one run: ours, the nanoGPT-style reference, and
+HuggingFace transformers' GPT-2 at the same shape (when the `bench` extra is installed)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from benchmarks.reference import RefGPT
+from copilot_repl.model import GPT, GPTConfig, KVCache
+
+SHAPE = dict(vocab_size=4096, block_size=128, layers=6, heads=4, dim=256)  # the peers' reference shape
+BATCH = 16
+
+
+def _hf_gpt2(vocab_size, block_size, layers, heads, dim):
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError:
+        return None
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=block_size,
+        n_layer=layers,
+        n_head=heads,
+        n_embd=dim,
+        attn_pdrop=0.0,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def builders(shape: dict) -> dict:
+    ours = lambda: GPT(
+        GPTConfig(
+            vocab_size=shape["vocab_size"],
+            block_size=shape["block_size"],
+            n_layer=shape["layers"],  # noqa: E731
+            n_head=shape["heads"],
+            n_embd=shape["dim"],
+        )
+    )
+    found = {"ours": ours, "nanogpt-style": lambda: RefGPT(**shape)}
+    if _hf_gpt2(**shape) is not None:
+        found["transformers"] = lambda: _hf_gpt2(**shape)
+    return found
+
+
+def _loss(model, x, y):
+    out = model(x, labels=y) if model.__class__.__name__ == "GPT2LMHeadModel" else model(x, y)
+    return out.loss if hasattr(out, "loss") else out[1]
+
+
+def matmul_peak_flops(seconds: float = 2.0) -> float:
+    """fp32 FLOP/s of a large square matmul: the ceiling that model FLOPs utilisation is measured against."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    return 2 * 1024**3 * n / (time.perf_counter() - start)
+
+
+def training(shape: dict = SHAPE, steps: int = 8, rounds: int = 3) -> dict:
+    """Median tokens/s of a full training step (forward, backward, AdamW) for each model, interleaved."""
+    made = {name: build() for name, build in builders(shape).items()}
+    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-3) for name, m in made.items()}
+    x = torch.randint(0, shape["vocab_size"], (BATCH, shape["block_size"]))
+    times = {name: [] for name in made}
+    for _ in range(rounds):
+        for name, model in made.items():
+            for i in range(steps + 2):
+                if i == 2:
+                    start = time.perf_counter()
+                _loss(model, x, x).backward()
+                optimizers[name].step()
+                optimizers[name].zero_grad(set_to_none=True)
+            times[name].append((time.perf_counter() - start) / steps)
+    tokens = BATCH * shape["block_size"]
+    result = {f"train_tok_s_{name}": tokens / statistics.median(t) for name, t in times.items()}
+    ours = made["ours"]
+    flops_per_token = 6 * sum(p.numel() for p in ours.parameters()) + 12 * shape["layers"] * shape["dim"] * shape["block_size"]
+    peak = matmul_peak_flops()
+    result["matmul_peak_gflops"] = peak / 1e9
+    result["mfu_ours"] = result["train_tok_s_ours"] * flops_per_token / peak
+    for name in made:
+        if name != "ours":
+            result[f"train_speedup_vs_{name}"] = result["train_tok_s_ours"] / result[f"train_tok_s_{name}"]
+    return result
+
+
+@torch.inference_mode()
+def _ours_cached(model: GPT, prompt: torch.Tensor, new: int) -> None:
+    cache = KVCache(model.config, 1, "cpu", torch.float32)
+    logits, _ = model(prompt, cache=cache)
+    for _ in range(new):
+        token = logits[:, -1].argmax(-1, keepdim=True)
+        logits, _ = model(token, cache=cache)
+
+
+@torch.inference_mode()
+def _ours_uncached(model: GPT, prompt: torch.Tensor, new: int) -> None:
+    idx = prompt
+    for _ in range(new):
+        logits, _ = model(idx[:, -model.config.block_size :])
+        idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+
+
+def generation(shape: dict | None = None, prompt_len: int = 16, new: int = 128, rounds: int = 3) -> dict:
+    """Tokens/s at batch 1: our KV-cache loop, our loop without the cache, and transformers' generate()."""
+    shape = shape or {**SHAPE, "block_size": 256}
+    made = builders(shape)
+    ours = made["ours"]().eval()
+    runners = {"cached": lambda p: _ours_cached(ours, p, new), "uncached": lambda p: _ours_uncached(ours, p, new)}
+    if "transformers" in made:
+        hf = made["transformers"]().eval()
+        runners["transformers"] = lambda p: hf.generate(
+            p, max_new_tokens=new, min_new_tokens=new, do_sample=False, use_cache=True, pad_token_id=0
+        )
+    prompt = torch.randint(0, shape["vocab_size"], (1, prompt_len))
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(prompt)
+            times[name].append(time.perf_counter() - start)
+    result = {f"gen_tok_s_{name}": new / statistics.median(t) for name, t in times.items()}
+    result["gen_speedup_cache_vs_uncached"] = result["gen_tok_s_cached"] / result["gen_tok_s_uncached"]
+    if "transformers" in runners:
+        result["gen_speedup_vs_transformers"] = result["gen_tok_s_cached"] / result["gen_tok_s_transformers"]
+    return result
