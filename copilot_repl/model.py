@@ -39,7 +39,7 @@ class Rotary(nn.Module):
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor, pos: int) -> torch.Tensor:  # x: (B, H, T, hd)
+    def forward(self, x: torch.Tensor, pos: int) -> torch.Tensor:  # x: (..., T, hd)
         T = x.size(-2)
         cos, sin = self.cos[pos : pos + T].to(x.dtype), self.sin[pos : pos + T].to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
@@ -66,9 +66,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
         pos = cache.length if cache is not None else 0
-        q, k = self.rotary(rms_norm(q), pos), self.rotary(rms_norm(k), pos)
+        q, k = self.rotary(rms_norm(qkv[:2]), pos)  # QK-norm and rotation on queries and keys at once
+        v = qkv[2]
         mask, causal = None, T > 1
         if cache is not None:
             cache.k[layer][:, :, pos : pos + T] = k

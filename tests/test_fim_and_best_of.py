@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
+from conftest import STDLIB, run_cli, train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.best_of import best_of, syntax_ok
 from copilot_repl.fim import fim_window, infill_prompt
 from copilot_repl.generate import Completion
 from copilot_repl.settings import Sampling
 from copilot_repl.tokenizer import EOT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, tokenizer_class
-from conftest import STDLIB, run_cli, train_tiny
 
 TEXT = (STDLIB / "bisect.py").read_text()
 
@@ -63,8 +63,19 @@ def fim_model(corpus_dir):
 
 def test_fim_training_and_infill_from_the_shell(fim_model):
     assert checkpoint.read_meta(fim_model)["train"]["fim_rate"] == 0.5
-    r = run_cli("--once", "def f(x):\n    ", "--suffix", "\n    return y\n", "--model", str(fim_model),
-                "--max-tokens", "12", "--seed", "1", "--json")
+    r = run_cli(
+        "--once",
+        "def f(x):\n    ",
+        "--suffix",
+        "\n    return y\n",
+        "--model",
+        str(fim_model),
+        "--max-tokens",
+        "12",
+        "--seed",
+        "1",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["stop_reason"] in ("end of middle", "max tokens")
     assert "not trained with --fim-rate" not in r.stderr

@@ -129,3 +129,25 @@ def test_settings_parser_raises_only_usage_errors(name, text):
         parse_setting(name, text)
     except UsageError:
         pass
+
+
+@given(st.text(max_size=60))
+def test_command_parser_raises_only_usage_errors(text):
+    """Any typed `:` line parses, or fails with the project's own UsageError (never argparse's exit)."""
+    from copilot_repl.commands import parse_command, split_line
+
+    try:
+        words = split_line(":" + text)
+        parse_command(words[0], words[1:])
+    except UsageError:
+        pass
+
+
+@given(st.sampled_from(["train", "eval", "set", "load", "help", "read", "tokenize"]), st.lists(st.text(max_size=12), max_size=5))
+def test_each_command_parser_raises_only_usage_errors(name, argv):
+    from copilot_repl.commands import parse_command
+
+    try:
+        parse_command(name, argv)
+    except UsageError:
+        pass

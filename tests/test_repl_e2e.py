@@ -174,3 +174,30 @@ def test_best_of_n_and_next_candidate(repl):
     command(repl, ":next", r"candidate 2/3")
     repl.send("\x1bn")  # Alt-N
     repl.expect(r"candidate 3/3")
+
+
+def test_two_repls_share_one_history_file(tiny_model, tmp_path):
+    from prompt_toolkit.history import FileHistory
+
+    env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
+    children = [
+        pexpect.spawn(
+            sys.executable,
+            ["-m", "copilot_repl", "--model", str(tiny_model)],
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=60,
+        )
+        for _ in range(2)
+    ]
+    for child in children:
+        child.expect(">>> ")
+    for i in range(5):
+        for n, child in enumerate(children):
+            command(child, f":set seed {n}{i}", f"seed = {n}{i}")
+    for child in children:
+        submit(child, ":quit")
+        child.expect(pexpect.EOF)
+    entries = list(FileHistory(str(tmp_path / "state" / "copilot-repl" / "history")).load_history_strings())
+    assert sorted(e for e in entries if e.startswith(":set")) == sorted(f":set seed {n}{i}" for n in range(2) for i in range(5))
