@@ -123,32 +123,31 @@ def _positive(kind):
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
+    """Flags for every TrainConfig field; their defaults are TrainConfig's, the measured recipe."""
     from copilot_repl.devices import DEVICES
+    from copilot_repl.train import TrainConfig
 
-    p.add_argument("--corpus", nargs="+", default=["stdlib"], help="files, folders of .py, `stdlib` or `site`")
-    p.add_argument("--tokenizer", default="bpe", help="a tokenizer plugin: char, bpe, tiktoken, ...")
+    d = TrainConfig()
+    p.add_argument("--corpus", nargs="+", default=d.corpus, help="files, folders of .py, `stdlib` or `site`")
+    p.add_argument("--tokenizer", default=d.tokenizer, help="a tokenizer plugin: char, bpe, tiktoken, ...")
     p.add_argument("--vocab-size", type=_positive(int), help="vocabulary size (default: the plugin's)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive(float), help="passes over the training tokens (default 1)")
     length.add_argument("--steps", type=_positive(int), help="optimizer steps")
     length.add_argument("--time", type=parse_duration, help="wall-clock budget, e.g. 10m")
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--batch-size", type=_positive(int), default=16)
-    p.add_argument("--block-size", type=_positive(int), default=256, help="context length in tokens")
-    p.add_argument("--layers", type=_positive(int), default=4)
-    p.add_argument("--heads", type=_positive(int), default=4)
-    p.add_argument("--dim", type=_positive(int), default=128)
-    p.add_argument("--lr", type=_positive(float), default=3e-3)
-    p.add_argument("--grad-accum", type=_positive(int), default=1, help="micro-batches per optimizer step")
-    p.add_argument("--fim-rate", type=float, default=0.0, help="share of windows trained as fill-in-the-middle (0-1)")
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--name", default="model", help="save to paras/NAME")
+    p.add_argument("--device", default=d.device, choices=DEVICES)
+    for name in ("batch_size", "block_size", "layers", "heads", "dim", "grad_accum"):
+        p.add_argument("--" + name.replace("_", "-"), type=_positive(int), default=getattr(d, name))
+    p.add_argument("--lr", type=_positive(float), default=d.lr)
+    p.add_argument("--fim-rate", type=float, default=d.fim_rate, help="share of windows trained as fill-in-the-middle (0-1)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--name", default=d.name, help="save to paras/NAME")
     p.add_argument("--resume", action="store_true", help="continue paras/NAME where it stopped")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-@command("train", "train a model from scratch, save it under paras/NAME and make it active", _train_args)
+@command("train", "train a model from scratch, save it under paras/NAME and make it active", _train_args, needs_model=False)
 def train_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     from copilot_repl.distributed import world_from_env
     from copilot_repl.train import TrainConfig, train

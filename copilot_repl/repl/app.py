@@ -52,12 +52,13 @@ class ModelLoader:
         except Exception as e:  # reported when the model is first needed
             self.error = e
 
-    def wait(self, console) -> None:
+    def wait(self, console, report: bool = True) -> None:
+        """Block until loading is over; `report`: raise its error (once), else just forget it."""
         if self.thread.is_alive():
             with console.status("loading model…", spinner="dots"):
                 self.thread.join()
         error, self.error = self.error, None
-        if error is not None:
+        if error is not None and report:
             raise error
 
 
@@ -210,10 +211,8 @@ def interactive(session, history: bool = True) -> int:
             if text.lstrip().startswith((":", "/")):
                 words = split_line(text)
                 command = COMMANDS.get(words[0])
-                if command is not None and command.needs_model:
-                    loader.wait(console)
-                elif command is not None and command.name == "load":
-                    loader.thread.join()
+                if command is not None and (command.needs_model or command.name in ("load", "train")):
+                    loader.wait(console, report=command.needs_model)  # replacing the model must not race the loader
                 run_command(session, words[0], words[1:], out)
             elif FILL_MARKER in text:
                 loader.wait(console)
