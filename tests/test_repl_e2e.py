@@ -200,4 +200,5 @@ def test_two_repls_share_one_history_file(tiny_model, tmp_path):
         submit(child, ":quit")
         child.expect(pexpect.EOF)
     entries = list(FileHistory(str(tmp_path / "state" / "copilot-repl" / "history")).load_history_strings())
-    assert sorted(e for e in entries if e.startswith(":set")) == sorted(f":set seed {n + 1}{i}" for n in range(2) for i in range(5))
+    expected = sorted(f":set seed {n + 1}{i}" for n in range(2) for i in range(5))
+    assert sorted(e for e in entries if e.startswith(":set")) == expected
