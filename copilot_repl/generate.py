@@ -13,7 +13,7 @@ import torch
 from copilot_repl.fim import infill_prompt
 from copilot_repl.model import GPT, KVCache
 from copilot_repl.settings import Sampling
-from copilot_repl.stops import StopRules
+from copilot_repl.stops import StopRules, block_primer
 from copilot_repl.tokenizer import EOT, Tokenizer
 
 
@@ -81,6 +81,7 @@ class Completion:
     prompt_tokens: int = 0
     cropped_tokens: int = 0
     seed: int = 0
+    primer: str = ""  # text the completion starts with on the model's behalf (see block_primer)
     suffix: str | None = None  # given: fill the gap between prompt and suffix (ends at end-of-middle)
 
     def __post_init__(self):
@@ -92,7 +93,8 @@ class Completion:
             ids, self.cropped_tokens = infill_prompt(self.tokenizer, self.prompt, self.suffix, limit - 1)
             self.ids, self.prompt_tokens = [self.tokenizer.eot_id, *ids], len(ids) + self.cropped_tokens
             return
-        ids = [self.tokenizer.eot_id] + self.tokenizer.encode(self.prompt)  # files start after end-of-text
+        self.primer = block_primer(self.prompt) if self.sampling.stop_mode == "block" else ""
+        ids = [self.tokenizer.eot_id] + self.tokenizer.encode(self.prompt + self.primer)  # files start after end-of-text
         self.cropped_tokens = max(0, len(ids) - limit)
         self.ids = ids[-limit:]
         self.prompt_tokens = len(ids) - 1
@@ -114,7 +116,7 @@ class Completion:
         s, rules = self.sampling, self.rules()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         eot = self.tokenizer.eot_id
-        start, text, shown = time.perf_counter(), "", 0
+        start, text, shown = time.perf_counter(), self.primer, 0
         self.reason = "max tokens"
         stream = self.stream()
         try:

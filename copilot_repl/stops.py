@@ -23,6 +23,16 @@ def _inside_string(text: str) -> bool:
     return (text.count('"""') % 2) == 1 or (text.count("'''") % 2) == 1
 
 
+def block_primer(prompt: str) -> str:
+    """When the prompt's last line opens a block, start its body for the model: a newline and the
+    indentation one space short (byte-level BPE tokens carry the last space with the next word).
+    Without it a small model often closes the block at once and the completion comes out empty."""
+    line = prompt.rsplit("\n", 1)[-1]
+    if not line.split("#")[0].rstrip().endswith(":"):
+        return ""
+    return "\n" + " " * (_indent(line) + 3)
+
+
 class StopRules:
     def __init__(self, prompt: str, stops: list[str], mode: str = "block"):
         self.stops = [s for s in stops if s]
