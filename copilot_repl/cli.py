@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from copilot_repl import __version__
@@ -181,6 +182,9 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C must stop a completion or save a training run even when started from a background job,
+    # whose SIGINT the shell set to "ignore" (Python then installs no KeyboardInterrupt handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
