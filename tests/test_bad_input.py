@@ -137,7 +137,8 @@ def test_invalid_utf8_and_surrogates_on_stdin(tiny_model):
 
 def test_batch_mode_keeps_going_and_fails_at_the_end(tiny_model):
     script = ":set temperature -1\n:bogus\n:set nope 1\n:load /no/such\nx = 1\n:set max_tokens 0\ny = 2\n"
-    r = run_cli("--model", str(tiny_model), "--max-tokens", "3", stdin=script)
+    r = run_cli("--model", str(tiny_model), "--max-tokens", "3", "--json", stdin=script)
     errors = [line for line in r.stderr.splitlines() if line.startswith("copilot-repl: error:")]
     assert r.returncode == 1 and len(errors) == 5
-    assert r.stdout.count("\n") == 2  # both prompts were still completed
+    answers = [json.loads(line) for line in r.stdout.splitlines()]  # a completion may hold newlines; JSON lines never do
+    assert len(answers) == 2 and all(a["tokens"] <= 3 and "completion" in a for a in answers)

@@ -1,11 +1,13 @@
 """Batch mode: commands and prompts read line by line from a pipe; plain text out, no colour.
 
 Each line is a prompt or a `:command`; a line ending in a backslash continues on the next one, so a
-prompt may span lines. The exit code is 1 if any line failed.
+prompt may span lines. The exit code is 1 if any line failed. A completion may itself hold newlines, so a
+program that must tell one answer from the next asks for `--json`: one JSON object per line.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable
 from typing import TextIO
@@ -16,10 +18,8 @@ from copilot_repl.fim import FILL_MARKER
 
 
 class BatchOutput:
-    json_mode = False
-
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
-        self.out, self.err = out, err
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, json_mode: bool = False):
+        self.out, self.err, self.json_mode = out, err, json_mode
 
     def result(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -33,7 +33,8 @@ class BatchOutput:
         return plain_progress(self.err)
 
     def show_candidate(self, session) -> None:
-        self.result(session.candidates[session.candidate_index].text)
+        text = session.candidates[session.candidate_index].text
+        self.result(json.dumps({"completion": text}) if self.json_mode else text)
 
     def complete(self, session, prompt: str, suffix: str | None = None) -> None:
         if session.sampling.n > 1:
@@ -41,6 +42,14 @@ class BatchOutput:
             self.show_candidate(session)
             return
         completion = session.completion(prompt, suffix)
+        if self.json_mode:
+            from copilot_repl.cli import completion_record
+
+            for _ in completion:
+                pass
+            session.last_completion = completion.text
+            self.result(json.dumps(completion_record(session, completion)))
+            return
         try:
             for piece in completion:
                 self.out.write(piece)
@@ -74,8 +83,8 @@ def logical_lines(lines: Iterable[str]):
         yield pending
 
 
-def batch(session, stdin: TextIO) -> int:
-    out, failed = BatchOutput(), False
+def batch(session, stdin: TextIO, json_mode: bool = False) -> int:
+    out, failed = BatchOutput(json_mode=json_mode), False
     if hasattr(stdin, "reconfigure"):
         stdin.reconfigure(errors="replace")  # stray non-UTF-8 bytes must not end the run
     for line in logical_lines(stdin):
