@@ -51,7 +51,7 @@ def best_of(completion: Completion, n: int) -> tuple[list[Candidate], float]:
                 if token == eot:
                     reasons[row] = "end of middle" if completion.suffix is not None else "end of text"
                     continue
-                texts[row] += decoders[row].decode(completion.tokenizer.token_bytes(token))
+                texts[row] += decoders[row].decode(completion.piece(token, first=step == 1))
                 cut = rules[row].find_stop(texts[row])
                 if cut is not None:
                     texts[row], reasons[row] = texts[row][:cut], "stop"

@@ -125,7 +125,7 @@ def _positive(kind):
 def _train_args(p: argparse.ArgumentParser) -> None:
     """Flags for every TrainConfig field; their defaults are TrainConfig's, the measured recipe."""
     from copilot_repl.devices import DEVICES
-    from copilot_repl.train import TrainConfig
+    from copilot_repl.train import OPTIMIZERS, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--corpus", nargs="+", default=d.corpus, help="files, folders of .py, `stdlib` or `site`")
@@ -138,7 +138,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device, choices=DEVICES)
     for name in ("batch_size", "block_size", "layers", "heads", "dim", "grad_accum"):
         p.add_argument("--" + name.replace("_", "-"), type=_positive(int), default=getattr(d, name))
-    p.add_argument("--lr", type=_positive(float), default=d.lr)
+    p.add_argument("--lr", type=_positive(float), default=d.lr, help="peak learning rate (AdamW)")
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="muon: Muon for the block matrices")
+    p.add_argument("--muon-lr", type=_positive(float), default=d.muon_lr, help="peak learning rate of Muon")
     p.add_argument("--fim-rate", type=float, default=d.fim_rate, help="share of windows trained as fill-in-the-middle (0-1)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--name", default=d.name, help="save to paras/NAME")

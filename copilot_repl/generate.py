@@ -38,14 +38,18 @@ def sample(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> tor
 
 
 @torch.inference_mode()
-def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int], rows: int = 1):
+def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int], rows: int = 1, first_from: list[int] | None = None):
     """Yield (ids, log-probabilities) of the next token of each of `rows` samples, forever; the caller
-    decides when to stop. When the cache fills, the last half context is re-read (rotary positions
-    are relative, so nothing else changes)."""
+    decides when to stop. The first token is drawn from `first_from` when given. When the cache fills,
+    the last half context is re-read (rotary positions are relative, so nothing else changes)."""
     config, weights = model.config, next(model.parameters())
     generator = torch.Generator().manual_seed(s.seed)
     ban = torch.zeros(config.vocab_size)
     ban[banned] = float("-inf")
+    first_ban = ban
+    if first_from is not None:
+        first_ban = torch.full((config.vocab_size,), float("-inf"))
+        first_ban[first_from] = ban[first_from]
     history = torch.tensor([ids] * rows)
 
     def prefill(context: torch.Tensor):
@@ -54,8 +58,8 @@ def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int], row
         return cache, logits[:, -1]
 
     cache, logits = prefill(history[:, -config.block_size :])
+    logits = logits.float().cpu() + first_ban
     while True:
-        logits = logits.float().cpu() + ban
         tokens = sample(logits, s, generator)
         yield tokens, torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None])[:, 0]
         history = torch.cat([history, tokens[:, None]], dim=1)
@@ -64,6 +68,7 @@ def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int], row
         else:
             logits, _ = model(tokens[:, None].to(weights.device), cache=cache)
             logits = logits[:, -1]
+        logits = logits.float().cpu() + ban
 
 
 @dataclass
@@ -83,6 +88,8 @@ class Completion:
     seed: int = 0
     primer: str = ""  # text the completion starts with on the model's behalf (see block_primer)
     suffix: str | None = None  # given: fill the gap between prompt and suffix (ends at end-of-middle)
+    healed: bytes = b""  # the prompt's last token, taken back so that the model may extend it (see _heal)
+    first_from: list[int] | None = None  # the tokens the first sampled one must be drawn from
 
     def __post_init__(self):
         self.prompt = clean_prompt(self.prompt)
@@ -98,12 +105,32 @@ class Completion:
         self.cropped_tokens = max(0, len(ids) - limit)
         self.ids = ids[-limit:]
         self.prompt_tokens = len(ids) - 1
+        self._heal()
+
+    def _heal(self) -> None:
+        """Token healing. A prompt cut mid-word ("self.fo") ends in a token the model rarely saw there,
+        since whole words ("foo") were merged into longer tokens in training. Take that token back and
+        let the first sampled token be any token that starts with its bytes."""
+        if len(self.ids) < 2:
+            return
+        last = self.tokenizer.token_bytes(self.ids[-1])
+        if not last:  # a special token
+            return
+        extending = [i for i in range(self.tokenizer.vocab_size) if self.tokenizer.token_bytes(i).startswith(last)]
+        if len(extending) > 1:
+            self.ids, self.healed, self.first_from = self.ids[:-1], last, extending
+
+    def piece(self, token: int, first: bool) -> bytes:
+        """The new bytes a sampled token adds to the prompt (the first one repeats the healed bytes)."""
+        raw = self.tokenizer.token_bytes(token)
+        return raw[len(self.healed) :] if first else raw
 
     def stream(self, rows: int = 1):
         """The raw token stream for this prompt; special tokens other than end-of-text are never sampled."""
         banned = [i for name, i in self.tokenizer.special_ids.items() if name != EOT]
         banned += list(range(self.tokenizer.vocab_size, self.model.config.vocab_size))
-        return token_stream(self.model, self.ids, Sampling(**{**self.sampling.__dict__, "seed": self.seed}), banned, rows)
+        sampling = Sampling(**{**self.sampling.__dict__, "seed": self.seed})
+        return token_stream(self.model, self.ids, sampling, banned, rows, self.first_from)
 
     def rules(self) -> StopRules:
         return StopRules(self.prompt, self.sampling.stop, "none" if self.suffix is not None else self.sampling.stop_mode)
@@ -126,7 +153,7 @@ class Completion:
                 if token == eot:
                     self.reason = "end of middle" if self.suffix is not None else "end of text"
                     break
-                text += decoder.decode(self.tokenizer.token_bytes(token))
+                text += decoder.decode(self.piece(token, first=self.tokens == 1))
                 cut = rules.find_stop(text)
                 if cut is not None:
                     text, self.reason = text[:cut], "stop"

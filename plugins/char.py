@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from copilot_repl.errors import TokenizerError
 from copilot_repl.hookspecs import hookimpl
 from copilot_repl.tokenizer import MIN_VOCAB_SIZE, SPECIAL_TOKENS, ByteTableTokenizer
@@ -28,6 +30,10 @@ class CharTokenizer(ByteTableTokenizer):
         self._bytes = [bytes([b]) for b in range(256)] + [b""] * len(SPECIAL_TOKENS)
         self._bytes += [c.encode("utf-8", "surrogatepass") for c in chars]
         self._special = {tok: 256 + i for i, tok in enumerate(SPECIAL_TOKENS)}
+        # code point -> id (-1: not in the vocabulary), so whole texts are looked up by numpy at once
+        top = max((ord(c) for c in chars), default=0) + 1
+        self._table = np.full(top, -1, dtype=np.int32)
+        self._table[[ord(c) for c in chars]] = np.arange(MIN_VOCAB_SIZE, MIN_VOCAB_SIZE + len(chars))
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> CharTokenizer:
@@ -51,6 +57,14 @@ class CharTokenizer(ByteTableTokenizer):
         (directory / FILE).write_text(json.dumps({"chars": self.chars}, ensure_ascii=False), encoding="utf-8")
 
     def encode(self, text: str) -> list[int]:
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        ids = self._table[np.minimum(points, len(self._table) - 1)]
+        ids[points >= len(self._table)] = -1
+        if (ids >= 0).all():
+            return ids.tolist()
+        return self._encode_with_fallback(text)
+
+    def _encode_with_fallback(self, text: str) -> list[int]:
         ids = self._ids
         out: list[int] = []
         for c in text:

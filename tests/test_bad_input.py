@@ -94,6 +94,8 @@ CASES = [
     ("name with a path", [*TRAIN, "--name", "../escape"], USAGE, "plain name"),
     ("three lengths", [*TRAIN, "--epochs", "1", "--time", "1m"], USAGE, "not allowed with argument"),
     ("bad duration", [*TRAIN, "--time", "soon"], USAGE, "invalid duration"),
+    ("unknown optimizer", [*TRAIN, "--optimizer", "sgd"], USAGE, "invalid choice: 'sgd'"),
+    ("muon lr 0", [*TRAIN, "--muon-lr", "0"], USAGE, "must be positive"),
 ]
 
 

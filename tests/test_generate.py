@@ -151,3 +151,30 @@ def test_each_command_parser_raises_only_usage_errors(name, argv):
         parse_command(name, argv)
     except UsageError:
         pass
+
+
+@pytest.fixture(scope="module")
+def untrained_bpe():
+    from copilot_repl.model import GPT, GPTConfig
+    from copilot_repl.tokenizer import tokenizer_class
+
+    text = "def read(self):\n    return self.value\n\n" * 20 + "import os\nimport sys\n" * 20
+    tokenizer = tokenizer_class("bpe").train([text], 300)
+    return GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=32)), tokenizer
+
+
+@given(st.sampled_from(["    ret", "    return self.va", "import o", "def re", "x = "]), st.integers(0, 2**31))
+def test_token_healing_lets_the_model_finish_a_cut_word(untrained_bpe, prompt, seed):
+    model, tokenizer = untrained_bpe
+    c = Completion(model, tokenizer, prompt, Sampling(max_tokens=1, stop_mode="none", seed=seed))
+    assert prompt.encode().endswith(c.healed) and len(c.first_from or []) != 1
+    first = int(next(iter(c.stream()))[0][0])
+    assert tokenizer.token_bytes(first).startswith(c.healed)  # the cut word may only be extended
+    text = "".join(c)
+    assert (prompt + text).encode() == prompt.encode() + c.piece(first, first=True)  # nothing is repeated
+
+
+def test_token_healing_takes_back_the_partial_word(untrained_bpe):
+    model, tokenizer = untrained_bpe
+    c = Completion(model, tokenizer, "    return self.va", Sampling(max_tokens=1, stop_mode="none"))
+    assert c.healed and c.first_from and c.ids[1:] == tokenizer.encode("    return self.va")[:-1]

@@ -39,8 +39,9 @@ def test_attention_is_causal():
     torch.testing.assert_close(model(a)[0][:, :10], model(b)[0][:, :10])
 
 
-def test_short_training_lowers_the_loss(corpus_dir):
-    result = train_tiny(corpus_dir, "lowers", steps=60)
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_short_training_lowers_the_loss(corpus_dir, optimizer):
+    result = train_tiny(corpus_dir, f"lowers-{optimizer}", steps=60, optimizer=optimizer)
     meta = checkpoint.read_meta(result.directory)
     losses = [h["loss"] for h in meta["history"]]
     assert losses[-1] < losses[0] - 0.5
@@ -66,10 +67,12 @@ def test_saving_over_a_checkpoint_replaces_it_whole(tiny_model, tmp_path):
 
 
 def test_resume_continues_step_count_and_optimizer(corpus_dir):
-    first = train_tiny(corpus_dir, "resumable", steps=20)
+    first = train_tiny(corpus_dir, "resumable", steps=20, optimizer="muon")
     assert first.step == 20
-    again = train_tiny(corpus_dir, "resumable", steps=30, resume=True)
-    assert again.step == 30
+    again = train_tiny(corpus_dir, "resumable", steps=30, resume=True)  # the saved optimizer choice is kept
+    assert again.step == 30 and checkpoint.read_meta(again.directory)["train"]["optimizer"] == "muon"
+    state = checkpoint.load_optimizer_state(again.directory)
+    assert len(state["optimizer"]) == 2 and state["optimizer"][1]["state"]  # AdamW and Muon, both with momentum
     meta = checkpoint.read_meta(again.directory)
     steps = [h["step"] for h in meta["history"]]
     assert steps == sorted(steps) and steps[0] == 10 and steps[-1] == 30  # one history, carried across the resume
