@@ -1,6 +1,7 @@
 """Line completion on held-out code: cut held-out stdlib files at random points inside lines and ask
 for the rest of the line. Our model against two baselines written here: the most similar earlier line
-of the same file, and a token n-gram model (4-gram with back-off) over the training split."""
+of the same file, and a token n-gram model (4-gram with back-off) over the training split. Our model
+also runs without token healing, to show what that is worth on cuts inside words."""
 
 from __future__ import annotations
 
@@ -91,11 +92,11 @@ class NGram:
         return out.decode("utf-8", errors="replace").split("\n")[0]
 
 
-def ours(loaded):
+def ours(loaded, heal: bool = True):
     sampling = Sampling(temperature=0, max_tokens=48, stop_mode="line")
 
     def complete(prompt: str) -> str:
-        c = Completion(loaded.model, loaded.tokenizer, prompt, sampling)
+        c = Completion(loaded.model, loaded.tokenizer, prompt, sampling, heal=heal)
         return "".join(c).split("\n")[0]
 
     return complete
@@ -125,6 +126,7 @@ def line_completion(count: int = 500, model: str | None = None) -> dict:
     result = {"cut_points": count}
     for name, complete in (
         ("ours", ours(loaded)),
+        ("ours_without_token_healing", ours(loaded, heal=False)),
         ("similar_line", similar_line),
         ("ngram", NGram(loaded.tokenizer, train_tokens).complete),
     ):

@@ -153,11 +153,11 @@ class TokenSplits:
 
 
 def encode_docs(tokenizer, texts: list[str], dtype) -> np.ndarray:
-    eot = tokenizer.eot_id
+    eot = np.array([tokenizer.eot_id], dtype=dtype)
     parts = []
     for start in range(0, len(texts), 256):
         for ids in tokenizer.encode_batch(texts[start : start + 256]):
-            parts.append(np.asarray(ids + [eot], dtype=dtype))
+            parts += [np.asarray(ids, dtype=dtype), eot]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 

@@ -88,6 +88,7 @@ class Completion:
     seed: int = 0
     primer: str = ""  # text the completion starts with on the model's behalf (see block_primer)
     suffix: str | None = None  # given: fill the gap between prompt and suffix (ends at end-of-middle)
+    heal: bool = True  # False only to measure what token healing is worth (benchmarks/completion.py)
     healed: bytes = b""  # the prompt's last token, taken back so that the model may extend it (see _heal)
     first_from: list[int] | None = None  # the tokens the first sampled one must be drawn from
 
@@ -105,7 +106,8 @@ class Completion:
         self.cropped_tokens = max(0, len(ids) - limit)
         self.ids = ids[-limit:]
         self.prompt_tokens = len(ids) - 1
-        self._heal()
+        if self.heal:
+            self._heal()
 
     def _heal(self) -> None:
         """Token healing. A prompt cut mid-word ("self.fo") ends in a token the model rarely saw there,

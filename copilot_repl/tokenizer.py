@@ -8,7 +8,7 @@ know which tokenizer they run with: the ids of the special tokens come from `spe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -62,7 +62,8 @@ class Tokenizer:
     def eot_id(self) -> int:
         return self.special_ids[EOT]
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+    def encode_batch(self, texts: list[str]) -> list[Sequence[int]]:
+        """One id sequence per text: a list, or a 1-D integer numpy array where that is cheaper."""
         return [self.encode(t) for t in texts]
 
     def decode(self, ids: Iterable[int]) -> str:

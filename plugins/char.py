@@ -57,12 +57,18 @@ class CharTokenizer(ByteTableTokenizer):
         (directory / FILE).write_text(json.dumps({"chars": self.chars}, ensure_ascii=False), encoding="utf-8")
 
     def encode(self, text: str) -> list[int]:
+        ids = self._lookup(text)
+        return ids.tolist() if ids is not None else self._encode_with_fallback(text)
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray | list[int]]:
+        """Arrays where every character is in the vocabulary: turning them into lists costs more than the lookup."""
+        return [ids if (ids := self._lookup(text)) is not None else self._encode_with_fallback(text) for text in texts]
+
+    def _lookup(self, text: str) -> np.ndarray | None:
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         ids = self._table[np.minimum(points, len(self._table) - 1)]
         ids[points >= len(self._table)] = -1
-        if (ids >= 0).all():
-            return ids.tolist()
-        return self._encode_with_fallback(text)
+        return ids if (ids >= 0).all() else None
 
     def _encode_with_fallback(self, text: str) -> list[int]:
         ids = self._ids
