@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def suites(quick: bool) -> dict:
     }
 
 
+def _commit() -> str:
+    """The commit measured, with "+changes" when the working tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty.strip() else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a 1-minute quality budget (about 3 minutes)")
@@ -41,6 +52,7 @@ def main() -> None:
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "when": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": _commit(),
         "quick": args.quick,
     }
     for name in names:
@@ -48,7 +60,7 @@ def main() -> None:
         for key, value in results[name].items():
             shown = f"{value:12.3f}" if isinstance(value, float) else f"{value!s:>12}"
             print(f"{name:<11} {key:<34} {shown}", flush=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")  # after every suite: a long run keeps what it measured
     print(f"wrote {args.out}")
 
 

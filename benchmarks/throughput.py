@@ -82,11 +82,12 @@ def training(shape: dict = SHAPE, steps: int = 8, rounds: int = 3) -> dict:
             times[name].append((time.perf_counter() - start) / steps)
     tokens = BATCH * shape["block_size"]
     result = {f"train_tok_s_{name}": tokens / statistics.median(t) for name, t in times.items()}
-    ours = made["ours"]
-    flops_per_token = 6 * sum(p.numel() for p in ours.parameters()) + 12 * shape["layers"] * shape["dim"] * shape["block_size"]
     peak = matmul_peak_flops()
     result["matmul_peak_gflops"] = peak / 1e9
-    result["mfu_ours"] = result["train_tok_s_ours"] * flops_per_token / peak
+    attention_flops = 12 * shape["layers"] * shape["dim"] * shape["block_size"]
+    for name, model in made.items():  # every model's own parameter count (positions and biases included)
+        flops_per_token = 6 * sum(p.numel() for p in model.parameters()) + attention_flops
+        result[f"mfu_{name}"] = result[f"train_tok_s_{name}"] * flops_per_token / peak
     for name in made:
         if name != "ours":
             result[f"train_speedup_vs_{name}"] = result["train_tok_s_ours"] / result[f"train_tok_s_{name}"]
