@@ -97,6 +97,19 @@ def test_ctrl_c_stops_a_long_generation_and_the_session_lives_on(repl):
     assert reason
 
 
+def test_keys_typed_during_a_completion_wait_for_the_next_prompt(repl):
+    command(repl, ":set max_tokens 3000", "max_tokens = 3000")
+    command(repl, ":set stop_mode none", "stop_mode = ")
+    submit(repl, "x = 1")
+    time.sleep(0.5)
+    repl.send("zq = 7\r")  # typed ahead while the completion streams
+    repl.expect(STATS)
+    streamed = plain(repl.before)
+    repl.expect(STATS)  # the early Enter submitted the typed-ahead line once the prompt was back
+    assert "zq = 7" not in streamed  # not echoed into the completion
+    assert "zq = 7" in plain(repl.before)
+
+
 def test_bad_input_gives_one_error_line_and_changes_nothing(repl):
     command(repl, ":set temperature 0.3", "temperature = 0.3")
     for bad, message in [

@@ -21,7 +21,7 @@ from copilot_repl.repl.completer import ReplCompleter
 from copilot_repl.repl.history import make_history
 from copilot_repl.repl.keys import key_bindings
 from copilot_repl.repl.lexer import InputLexer
-from copilot_repl.repl.render import DIM, RESET, StreamPrinter, stats_line
+from copilot_repl.repl.render import DIM, RESET, StreamPrinter, stats_line, typeahead_kept
 
 PROMPT, CONTINUATION = ">>> ", "... "
 RED = "\x1b[31m"
@@ -102,7 +102,7 @@ class ReplOutput:
 
     def complete(self, session, prompt: str, same_line: bool = False, suffix: str | None = None) -> None:
         if session.sampling.n > 1:
-            with self.console.status(f"sampling {session.sampling.n} candidates…", spinner="dots"):
+            with self.console.status(f"sampling {session.sampling.n} candidates…", spinner="dots"), typeahead_kept():
                 session.best_of(prompt, suffix)
             self.show_candidate(session, same_line)
             return
@@ -115,8 +115,9 @@ class ReplOutput:
         if suffix is not None:
             sys.stdout.write(f"{DIM}fill:{RESET} ")
         try:
-            for piece in pieces:
-                printer.write(piece)
+            with typeahead_kept():
+                for piece in pieces:
+                    printer.write(piece)
         except KeyboardInterrupt:
             pieces.close()
             completion.reason = "interrupted"

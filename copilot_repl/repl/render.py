@@ -3,7 +3,9 @@ what the user typed, then one dim statistics line."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TextIO
 
 from pygments.lexers.python import PythonLexer
@@ -22,6 +24,32 @@ COLOURS = [  # most specific first
     (Operator, "38;5;252"),
 ]
 _lexer = PythonLexer(stripnl=False, ensurenl=False)
+
+
+@contextlib.contextmanager
+def typeahead_kept(stream: TextIO = sys.stdin) -> Iterator[None]:
+    """While output streams, keys typed ahead are not echoed into it, and Enter is not turned into a
+    newline by the terminal: the next prompt receives them exactly as typed, so an early Enter submits.
+    Ctrl-C still interrupts (signals stay on)."""
+    try:
+        import termios
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        fd = stream.fileno()
+        saved = termios.tcgetattr(fd)
+    except (termios.error, OSError, ValueError, AttributeError):  # not a terminal
+        yield
+        return
+    quiet = list(saved)
+    quiet[0] &= ~termios.ICRNL  # input flags
+    quiet[3] &= ~(termios.ECHO | termios.ICANON)  # local flags
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 def _sgr(token_type) -> str:
