@@ -96,21 +96,6 @@ class ShellOutput:
         return plain_progress(sys.stderr)
 
 
-def completion_record(session, completion) -> dict:
-    """What a program reading `--json` (or batch `--json` lines) needs to know about one finished completion."""
-    return {
-        "completion": completion.text,
-        "tokens": completion.tokens,
-        "stop_reason": completion.reason,
-        "seconds": round(completion.seconds, 4),
-        "tokens_per_second": round(completion.tokens_per_second, 1),
-        "seed": completion.seed,
-        "prompt_tokens": completion.prompt_tokens,
-        "cropped_tokens": completion.cropped_tokens,
-        "model": str(session.model().directory),
-    }
-
-
 def once(session, prompt: str, json_mode: bool, suffix: str | None = None) -> None:
     if prompt == "-":  # bytes that are not UTF-8 become U+FFFD rather than an error
         prompt = sys.stdin.buffer.read().decode("utf-8", errors="replace")
@@ -139,7 +124,7 @@ def once(session, prompt: str, json_mode: bool, suffix: str | None = None) -> No
     if json_mode:
         for _ in completion:
             pass
-        print(json.dumps(completion_record(session, completion)))
+        print(json.dumps(session.record(completion)))
         return
     try:
         for piece in completion:

@@ -119,6 +119,20 @@ class Session:
         self.last_prompt, self.last_completion = prompt, ""
         return Completion(loaded.model, loaded.tokenizer, prompt, self.sampling, suffix=suffix)
 
+    def record(self, completion) -> dict:
+        """What a program reading `--json` (from `--once` or batch mode) needs to know about a finished completion."""
+        return {
+            "completion": completion.text,
+            "tokens": completion.tokens,
+            "stop_reason": completion.reason,
+            "seconds": round(completion.seconds, 4),
+            "tokens_per_second": round(completion.tokens_per_second, 1),
+            "seed": completion.seed,
+            "prompt_tokens": completion.prompt_tokens,
+            "cropped_tokens": completion.cropped_tokens,
+            "model": str(self.model().directory),
+        }
+
     def best_of(self, prompt: str, suffix: str | None = None):
         """Sample `n` candidates in one batch; they are kept for `:next`, best first."""
         from copilot_repl.best_of import best_of

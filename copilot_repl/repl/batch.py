@@ -43,12 +43,10 @@ class BatchOutput:
             return
         completion = session.completion(prompt, suffix)
         if self.json_mode:
-            from copilot_repl.cli import completion_record
-
             for _ in completion:
                 pass
             session.last_completion = completion.text
-            self.result(json.dumps(completion_record(session, completion)))
+            self.result(json.dumps(session.record(completion)))
             return
         try:
             for piece in completion:
