@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from copilot_repl.decode import decoder_for
 from copilot_repl.fim import infill_prompt
 from copilot_repl.model import GPT, KVCache
 from copilot_repl.settings import Sampling
@@ -42,7 +43,7 @@ def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int], row
     """Yield (ids, log-probabilities) of the next token of each of `rows` samples, forever; the caller
     decides when to stop. The first token is drawn from `first_from` when given. When the cache fills,
     the last half context is re-read (rotary positions are relative, so nothing else changes)."""
-    config, weights = model.config, next(model.parameters())
+    config, weights, decoder = model.config, next(model.parameters()), decoder_for(model)
     generator = torch.Generator().manual_seed(s.seed)
     ban = torch.zeros(config.vocab_size)
     ban[banned] = float("-inf")
@@ -66,8 +67,7 @@ def token_stream(model: GPT, ids: list[int], s: Sampling, banned: list[int], row
         if cache.length >= config.block_size:
             cache, logits = prefill(history[:, -(config.block_size // 2) :])
         else:
-            logits, _ = model(tokens[:, None].to(weights.device), cache=cache)
-            logits = logits[:, -1]
+            logits = decoder.step(tokens.to(weights.device), cache)
         logits = logits.float().cpu() + ban
 
 
