@@ -1,10 +1,16 @@
-"""`bpe`: byte-level BPE trained on the corpus with HF `tokenizers`.
+"""`bpe`: byte-level BPE trained on the corpus with HF `tokenizers`, encoded with tiktoken's engine.
 
 Byte-level means every text round-trips exactly: the 256 bytes are in the alphabet from the start.
+HF trains the merges and its JSON is what is saved. Encoding runs on tiktoken's BPE engine with the
+same vocabulary (a token's id is its rank: HF numbers merged tokens in merge order) and the same GPT-2
+split pattern, because it encodes about three times faster. The two give the same ids: a test checks
+them against each other on arbitrary text, and they agree on every file of stdlib and of 3,000 files
+of site-packages (52 MB).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +19,8 @@ from copilot_repl.hookspecs import hookimpl
 from copilot_repl.tokenizer import SPECIAL_TOKENS, ByteTableTokenizer
 
 FILE = "bpe_tokenizer.json"
+# the split ByteLevel(use_regex=True) applies before merging, as tiktoken spells it for GPT-2
+GPT2_SPLIT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -35,7 +43,7 @@ class BPETokenizer(ByteTableTokenizer):
 
     def __init__(self, hf_tokenizer):
         self.hf = hf_tokenizer
-        self.hf.encode_special_tokens = True  # "<|endoftext|>" typed in a prompt is plain text
+        self.hf.encode_special_tokens = True  # "<|endoftext|>" typed in a prompt is plain text, as in our encoder
         decoder = _byte_decoder()
         vocab = hf_tokenizer.get_vocab()
         self._bytes = [b""] * len(vocab)
@@ -43,6 +51,13 @@ class BPETokenizer(ByteTableTokenizer):
             if piece not in SPECIAL_TOKENS:
                 self._bytes[i] = bytes(decoder[c] for c in piece)
         self._special = {tok: vocab[tok] for tok in SPECIAL_TOKENS}
+        self._engine = self._tiktoken_engine()
+
+    def _tiktoken_engine(self):
+        import tiktoken
+
+        ranks = {piece: i for i, piece in enumerate(self._bytes) if piece}
+        return tiktoken.Encoding("copilot-repl-bpe", pat_str=GPT2_SPLIT, mergeable_ranks=ranks, special_tokens={})
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int | None = None) -> BPETokenizer:
@@ -76,12 +91,10 @@ class BPETokenizer(ByteTableTokenizer):
         self.hf.save(str(directory / FILE))
 
     def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text, add_special_tokens=False).ids
+        return self._engine.encode_ordinary(text)  # special tokens typed in text are plain text
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        # encode_batch_fast (tokenizers >= 0.20) skips the character offsets we never read
-        encode = getattr(self.hf, "encode_batch_fast", self.hf.encode_batch)
-        return [e.ids for e in encode(texts, add_special_tokens=False)]
+        return self._engine.encode_ordinary_batch(texts, num_threads=os.cpu_count() or 1)
 
 
 @hookimpl

@@ -101,3 +101,17 @@ def test_tiktoken_never_touches_the_network(tmp_path, monkeypatch):
     tok.save(tmp_path)
     again = tokenizer_class("tiktoken").load(tmp_path)
     assert again.decode(again.encode(TEXTS[3])) == TEXTS[3]
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return tokenizer_class("bpe").train(TEXTS, 600)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300) | st.sampled_from(TEXTS).map(lambda t: t[:2000]))
+def test_bpe_encodes_exactly_as_the_hf_tokenizer_it_was_trained_with(bpe, text):
+    """Encoding runs on tiktoken's engine; the merges and the saved file are HF's. They must agree."""
+    assert bpe.encode(text) == bpe.hf.encode(text, add_special_tokens=False).ids
+    texts = [text, text[::-1]]
+    assert bpe.encode_batch(texts) == [e.ids for e in bpe.hf.encode_batch(texts, add_special_tokens=False)]
