@@ -145,7 +145,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--name", default=d.name, help="save to paras/NAME")
     p.add_argument("--resume", action="store_true", help="continue paras/NAME where it stopped")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (needs a C++ compiler on a CPU)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 

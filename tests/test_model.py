@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 
 import pytest
 import torch
 
-from conftest import train_tiny
+from conftest import TINY, train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.errors import CheckpointError
 from copilot_repl.model import GPT, GPTConfig, KVCache
+from copilot_repl.train import TrainConfig, train
 
 
 def small_model(seed: int = 0) -> GPT:
@@ -101,3 +104,29 @@ def test_damaged_checkpoints_are_refused_clearly(tiny_model, tmp_path, damage):
         meta_path.write_text(json.dumps({**meta, "tokenizer": {**meta["tokenizer"], "name": "not-installed"}}))
     with pytest.raises(CheckpointError):
         checkpoint.load(target)
+
+
+def test_a_failing_compile_says_why_and_trains_without_it(corpus_dir, monkeypatch):
+    def broken_compile(module, **kwargs):
+        def step(*args, **kwargs):
+            raise RuntimeError("InductorError: no working C++ compiler\n(a long traceback)")
+
+        return step
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    messages = []
+    config = TrainConfig(corpus=[str(corpus_dir)], tokenizer="char", name="fallback", steps=5, compile=True, **TINY)
+    result = train(config, [lambda event, info: messages.append(info.get("message"))])
+    assert result.step == 5 and math.isfinite(result.val_bpb)
+    assert "torch.compile failed (InductorError: no working C++ compiler); training without it" in messages
+    assert checkpoint.read_meta(result.directory)["train"]["compile"] is False
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_training_step_trains_and_saves_plain_weights(corpus_dir):
+    result = train_tiny(corpus_dir, "compiled", steps=20, compile=True)
+    meta = checkpoint.read_meta(result.directory)
+    assert meta["train"]["compile"] is True
+    losses = [h["loss"] for h in meta["history"]]
+    assert losses[-1] < losses[0]
+    assert checkpoint.load(result.directory).model.num_params() == result.model.num_params()
