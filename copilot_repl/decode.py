@@ -2,7 +2,8 @@
 
 A step multiplies each weight matrix by a single vector, so its cost is memory traffic and the fixed
 overhead of each operation, not arithmetic. Two things follow. The matrices are read as float16 copies:
-half the bytes, and the whole model then stays in the CPU's cache between steps. Everything else (the
+half the bytes, and a small model then fits in the CPU's cache between steps (a profile on a 2-core
+x86 machine: 118 -> 30 µs per matrix product). Everything else (the
 residual stream, norms, rotation, attention, the KV cache) stays float32, so the only rounding is of
 weights and of each matrix's input. And the layer is spelled out with as few operations as possible.
 `GPT.forward` still reads prompts, where the matrices are shared by many tokens.
