@@ -39,7 +39,7 @@ def paras_dir(override: str | None = None) -> Path:
 
 
 def shipped_default() -> Path:
-    return Path(str(resources.files("copilot_repl_paras") / "default"))
+    return Path(str(resources.files("copilot_repl") / "default_model"))
 
 
 def resolve(model: str | None, paras: str | None = None) -> Path:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,9 +46,9 @@ def train_tiny(corpus: Path, name: str, tokenizer: str = "char", **overrides):
     return train(config)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(corpus_dir, tmp_path_factory) -> Path:
-    """A tiny char model trained once per test session, at paras/tiny."""
+@contextlib.contextmanager
+def session_dirs(tmp_path_factory):
+    """The per-session cache and paras folders, for fixtures wider than one test (autouse cannot reach them)."""
     env = {
         "COPILOT_REPL_CACHE": str(tmp_path_factory.getbasetemp() / "cache"),
         "COPILOT_REPL_PARAS": str(tmp_path_factory.getbasetemp() / "paras"),
@@ -53,7 +56,7 @@ def tiny_model(corpus_dir, tmp_path_factory) -> Path:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        return train_tiny(corpus_dir, "tiny", steps=60).directory.resolve()
+        yield
     finally:
         for k, v in old.items():
             if v is None:
@@ -62,13 +65,43 @@ def tiny_model(corpus_dir, tmp_path_factory) -> Path:
                 os.environ[k] = v
 
 
-def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The real program, as a user runs it."""
+@pytest.fixture(scope="session")
+def tiny_model(corpus_dir, tmp_path_factory) -> Path:
+    """A tiny char model trained once per test session, at paras/tiny."""
+    with session_dirs(tmp_path_factory):
+        return train_tiny(corpus_dir, "tiny", steps=60).directory.resolve()
+
+
+def _console_script() -> str:
+    beside = Path(sys.executable).parent / "copilot-repl"
+    found = str(beside) if beside.exists() else shutil.which("copilot-repl")
+    assert found, "the copilot-repl console script is not installed (pip install '.[test]')"
+    return found
+
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+CLI = [_console_script()]  # the installed program, never the source tree
+# Every process starts here, away from the checkout, so that only what the wheel installed is found.
+OUTSIDE = Path(tempfile.mkdtemp(prefix="copilot-repl-outside-"))
+
+
+def run_cli(*args: str, stdin: str | bytes | None = None, env: dict | None = None, timeout: float = 120):
+    """The real installed program, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "copilot_repl", *args],
+        [*CLI, *args],
         input=stdin,
         capture_output=True,
-        text=True,
+        text=not isinstance(stdin, bytes),
         env={**os.environ, **(env or {})},
+        cwd=OUTSIDE,
         timeout=timeout,
     )
+
+
+def spawn_repl(*args: str, env: dict | None = None, **options):
+    """The installed REPL in a pseudo-terminal."""
+    import pexpect
+
+    env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color", **(env or {})}
+    options = {"encoding": "utf-8", "codec_errors": "replace", "timeout": 60, **options}
+    return pexpect.spawn(CLI[0], list(args), env=env, cwd=str(OUTSIDE), **options)

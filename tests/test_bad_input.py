@@ -125,15 +125,8 @@ def test_odd_prompts_complete(name, tiny_model):
 
 
 def test_invalid_utf8_and_surrogates_on_stdin(tiny_model):
-    import subprocess
-    import sys
-
     for raw in (b"x = '\xff\xfe'", "s = '\udcff'".encode("utf-8", "surrogatepass")):
-        r = subprocess.run(
-            [sys.executable, "-m", "copilot_repl", "--once", "-", "--model", str(tiny_model), "--max-tokens", "3"],
-            input=raw,
-            capture_output=True,
-        )
+        r = run_cli("--once", "-", "--model", str(tiny_model), "--max-tokens", "3", stdin=raw)
         assert r.returncode == 0, r.stderr
 
 

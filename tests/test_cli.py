@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import TINY_CLI, run_cli
+from conftest import CLI, OUTSIDE, TINY_CLI, run_cli
 
 
 def test_once_prints_a_completion(tiny_model):
@@ -26,14 +23,6 @@ def test_once_reads_stdin_and_writes_json(tiny_model):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["tokens"] <= 8 and out["stop_reason"] in ("max tokens", "stop", "end of text") and out["prompt_tokens"] > 0
-
-
-def test_console_script_is_installed(tiny_model):
-    beside = Path(sys.executable).parent / "copilot-repl"
-    exe = str(beside) if beside.exists() else shutil.which("copilot-repl")
-    assert exe, "the copilot-repl console script is not on PATH"
-    r = subprocess.run([exe, "--once", "x =", "--model", str(tiny_model), "--max-tokens", "4"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
 
 
 def test_default_model_is_used_without_model_flag(tmp_path):
@@ -103,8 +92,9 @@ def test_tokenizers_lists_builtins():
 
 def test_output_to_a_closed_pipe_is_quiet(tiny_model):
     r = subprocess.run(
-        f"{sys.executable} -m copilot_repl --once 'x' --model {tiny_model} --max-tokens 50 | head -c 1 > /dev/null",
+        f"'{CLI[0]}' --once 'x' --model {tiny_model} --max-tokens 50 | head -c 1 > /dev/null",
         shell=True,
+        cwd=OUTSIDE,
         capture_output=True,
         text=True,
     )
@@ -118,9 +108,7 @@ def test_ctrl_c_during_training_saves_and_exits_cleanly(corpus_dir):
     from copilot_repl import checkpoint
 
     args = [
-        sys.executable,
-        "-m",
-        "copilot_repl",
+        *CLI,
         "train",
         "--corpus",
         str(corpus_dir),
@@ -132,7 +120,7 @@ def test_ctrl_c_during_training_saves_and_exits_cleanly(corpus_dir):
         "--name",
         "interrupted",
     ]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
     for line in proc.stderr:
         if line.startswith("training"):
             break

@@ -11,14 +11,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import TINY_CLI, run_cli
+from conftest import OUTSIDE, TINY_CLI, run_cli
 from copilot_repl import checkpoint
 
 
 def torchrun(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=OUTSIDE)
 
 
 def test_two_ranks_stay_in_sync_and_rank0_saves(corpus_dir, tmp_path):

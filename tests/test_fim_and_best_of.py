@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import STDLIB, run_cli, train_tiny
+from conftest import STDLIB, run_cli, session_dirs, train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.best_of import best_of, syntax_ok
 from copilot_repl.fim import fim_window, infill_prompt
@@ -57,8 +57,9 @@ def test_infill_prompt_keeps_the_text_next_to_the_gap(bpe):
 
 
 @pytest.fixture(scope="module")
-def fim_model(corpus_dir):
-    return train_tiny(corpus_dir, "fim", tokenizer="bpe", vocab_size=300, steps=40, fim_rate=0.5).directory
+def fim_model(corpus_dir, tmp_path_factory):
+    with session_dirs(tmp_path_factory):
+        return train_tiny(corpus_dir, "fim", tokenizer="bpe", vocab_size=300, steps=40, fim_rate=0.5).directory.resolve()
 
 
 def test_fim_training_and_infill_from_the_shell(fim_model):

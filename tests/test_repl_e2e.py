@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import time
 
 import pexpect
 import pytest
 
-from conftest import TINY_CLI, run_cli
+from conftest import TINY_CLI, run_cli, spawn_repl
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 STATS = r"\[(\d+) tokens, \d+ tok/s, ([a-z ]+)\]"
@@ -22,16 +20,7 @@ def plain(text: str) -> str:
 
 @pytest.fixture
 def repl(tiny_model, tmp_path):
-    env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "copilot_repl", "--model", str(tiny_model)],
-        env=env,
-        dimensions=(40, 160),
-        encoding="utf-8",
-        codec_errors="replace",
-        timeout=60,
-    )
+    child = spawn_repl("--model", str(tiny_model), env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(40, 160))
     child.expect(">>> ")
     child.send(":show\r")  # waits for the model, which loads behind the first prompt
     child.expect("params")
@@ -191,18 +180,7 @@ def test_best_of_n_and_next_candidate(repl):
 def test_two_repls_share_one_history_file(tiny_model, tmp_path):
     from prompt_toolkit.history import FileHistory
 
-    env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
-    children = [
-        pexpect.spawn(
-            sys.executable,
-            ["-m", "copilot_repl", "--model", str(tiny_model)],
-            env=env,
-            encoding="utf-8",
-            codec_errors="replace",
-            timeout=60,
-        )
-        for _ in range(2)
-    ]
+    children = [spawn_repl("--model", str(tiny_model), env={"XDG_STATE_HOME": str(tmp_path / "state")}) for _ in range(2)]
     for child in children:
         child.expect(">>> ")
     for i in range(5):

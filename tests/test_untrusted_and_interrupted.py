@@ -8,13 +8,12 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from conftest import TINY_CLI, train_tiny
+from conftest import CLI, OUTSIDE, TINY_CLI, train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.errors import CheckpointError
 from copilot_repl.train import TrainConfig
@@ -105,9 +104,7 @@ def test_sigkill_at_random_moments_never_breaks_the_saved_checkpoint(corpus_dir)
     rng = random.Random(0)
     directory = checkpoint.paras_dir() / "killed"
     base = [
-        sys.executable,
-        "-m",
-        "copilot_repl",
+        *CLI,
         "train",
         "--corpus",
         str(corpus_dir / "bisect.py"),
@@ -119,10 +116,12 @@ def test_sigkill_at_random_moments_never_breaks_the_saved_checkpoint(corpus_dir)
         "--name",
         "killed",
     ]
-    subprocess.run([*base, "--steps", "3"], check=True, capture_output=True)
+    subprocess.run([*base, "--steps", "3"], check=True, capture_output=True, cwd=OUTSIDE)
     for _ in range(20):
         step_before, logits_before = checkpoint.read_meta(directory)["metrics"]["step"], logits_of(directory)
-        proc = subprocess.Popen([*base, "--steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [*base, "--steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE
+        )
         for line in proc.stderr:
             if line.startswith("training"):
                 break
@@ -132,5 +131,5 @@ def test_sigkill_at_random_moments_never_breaks_the_saved_checkpoint(corpus_dir)
         logits_after = logits_of(directory)  # loads: the previous checkpoint, or a complete newer one
         if checkpoint.read_meta(directory)["metrics"]["step"] == step_before:
             assert torch.equal(logits_after, logits_before)
-    subprocess.run([*base, "--steps", "3"], check=True, capture_output=True)
+    subprocess.run([*base, "--steps", "3"], check=True, capture_output=True, cwd=OUTSIDE)
     assert not list(directory.parent.glob(".killed.tmp-*"))  # what the kills left half-written is swept away

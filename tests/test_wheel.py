@@ -1,0 +1,41 @@
+"""The wheel holds the whole program: every module and every file of the shipped model.
+
+The tests that run `copilot-repl` use the installed copy from outside the checkout, so a file missing
+from the wheel fails them too; this test names what is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+
+from conftest import CHECKOUT
+
+SHIPPED = ("copilot_repl", "copilot_repl_plugins")
+
+
+def test_the_wheel_holds_every_module_and_the_default_model(tmp_path):
+    # A copy without earlier build output: setuptools would otherwise reuse build/lib and stale egg-info.
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(".git", ".venv*", "build", "*.egg-info", "paras", "__pycache__")
+    shutil.copytree(CHECKOUT, source, ignore=skip)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("copilot_repl-*.whl")
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        path.relative_to(CHECKOUT).as_posix()
+        for package in SHIPPED
+        for path in (CHECKOUT / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.name != "optimizer.pt"
+    }
+    assert any(name.startswith("copilot_repl/repl/") for name in expected)
+    assert any(name.startswith("copilot_repl/default_model/") for name in expected)
+    assert sorted(expected - packed) == []
