@@ -16,15 +16,17 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from copilot_repl import __version__
+from copilot_repl.config import GPTConfig
 from copilot_repl.errors import CheckpointError, CopilotReplError
-from copilot_repl.model import GPT, GPTConfig
 from copilot_repl.tokenizer import Tokenizer, tokenizer_class
+
+if TYPE_CHECKING:  # torch is imported only to train, to run on a GPU, and to save
+    from copilot_repl.model import GPT
 
 FORMAT = 1
 META = "checkpoint.json"
@@ -87,6 +89,8 @@ def exclusive(directory: Path):
 
 
 def versions() -> dict:
+    import torch
+
     return {"copilot_repl": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -99,7 +103,11 @@ def save(
     files: dict[str, bytes] | None = None,
 ) -> None:
     """Write a complete checkpoint beside `directory`, then swap it in; the old one survives any crash.
-    `files` are extra artefacts (the loss curve) that belong with these weights."""
+    `files` are extra artefacts (the loss curve, the retrieval index) that belong with these weights;
+    a name with a slash goes to a subfolder."""
+    import torch
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
@@ -116,7 +124,9 @@ def save(
         if optimizer_state is not None:
             torch.save(optimizer_state, tmp / OPTIMIZER)
         for name, content in (files or {}).items():
-            (tmp / Path(name).name).write_bytes(content)
+            target = tmp / Path(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
         for path in tmp.rglob("*"):
             if path.is_file():
                 path.chmod(0o644)
@@ -149,15 +159,20 @@ def read_meta(directory: Path) -> dict:
 
 
 @dataclass
-class Loaded:
+class Opened:
+    """A checkpoint read for completing: config, tokenizer and float32 weights as numpy arrays."""
+
     directory: Path
-    model: GPT
+    config: GPTConfig
     tokenizer: Tokenizer
     meta: dict
+    weights: dict[str, Any]
 
 
-def load(directory: Path, device: str = "cpu") -> Loaded:
-    """Load weights, config and tokenizer; every failure is a CheckpointError saying what is wrong."""
+def open_checkpoint(directory: Path) -> Opened:
+    """Read config, tokenizer and weights without torch; every failure is a CheckpointError saying what is wrong."""
+    from safetensors.numpy import load_file
+
     directory = Path(directory)
     meta = read_meta(directory)
     try:
@@ -170,22 +185,56 @@ def load(directory: Path, device: str = "cpu") -> Loaded:
     if tokenizer.vocab_size > config.vocab_size:
         raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} ids, model only {config.vocab_size}")
     try:
-        state = load_file(directory / WEIGHTS)
+        weights = load_file(directory / WEIGHTS)
     except FileNotFoundError:
         raise CheckpointError(f"{directory} has no {WEIGHTS}") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{directory / WEIGHTS} is corrupt or truncated: {e}") from None
-    model = GPT(config)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"{directory}: weights do not match the config ({first})") from None
+    expected = _weight_shapes(config)
+    found = {name: tuple(w.shape) for name, w in weights.items()}
+    if found != expected:
+        wrong = sorted(set(found.items()) ^ set(expected.items()))[0][0]
+        raise CheckpointError(f"{directory}: weights do not match the config (first difference: {wrong})")
+    return Opened(directory, config, tokenizer, meta, weights)
+
+
+def _weight_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
+    C = config.n_embd
+    shapes = {"wte.weight": (config.vocab_size, C)}
+    for i in range(config.n_layer):
+        shapes |= {
+            f"blocks.{i}.attn.c_attn.weight": (3 * C, C),
+            f"blocks.{i}.attn.c_proj.weight": (C, C),
+            f"blocks.{i}.mlp.c_fc.weight": (4 * C, C),
+            f"blocks.{i}.mlp.c_proj.weight": (C, 4 * C),
+        }
+    return shapes
+
+
+@dataclass
+class Loaded:
+    directory: Path
+    model: GPT
+    tokenizer: Tokenizer
+    meta: dict
+
+
+def load(directory: Path, device: str = "cpu") -> Loaded:
+    """The checkpoint as a torch model, for training on from it, evaluating it or running it on a GPU."""
+    import torch
+
+    from copilot_repl.model import GPT
+
+    opened = open_checkpoint(directory)
+    model = GPT(opened.config)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in opened.weights.items()}, strict=True)
     model.to(device).eval()
-    return Loaded(directory, model, tokenizer, meta)
+    return Loaded(opened.directory, model, opened.tokenizer, opened.meta)
 
 
 def load_optimizer_state(directory: Path) -> dict | None:
+    import torch
+
     path = Path(directory) / OPTIMIZER
     if not path.is_file():
         return None

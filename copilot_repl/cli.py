@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+from pathlib import Path
 
 from copilot_repl import __version__
 from copilot_repl.errors import CopilotReplError, UsageError
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--once", metavar="PROMPT", help="print one completion of PROMPT (- reads stdin) and exit")
     p.add_argument("--suffix", metavar="TEXT", help="with --once: fill the gap between PROMPT and TEXT (fill-in-the-middle)")
+    p.add_argument("--context", metavar="FILE", help="code the prompt follows (the file being edited), as left context")
+    p.add_argument("--index", nargs="+", metavar="PATH", help="files or folders of your own code that completions may copy from")
     p.add_argument("--model", help="checkpoint directory or NAME under paras/ (default: the shipped model)")
     p.add_argument("--paras", help="folder of named checkpoints (default ./paras or $COPILOT_REPL_PARAS)")
     p.add_argument("--device", default="cpu", help="device for generation: cpu, cuda, mps, auto")
@@ -75,7 +79,7 @@ def split_command(argv: list[str], parser: argparse.ArgumentParser) -> tuple[lis
 
 
 class ShellOutput:
-    """Results to stdout; notices and progress to stderr (a rich bar only when stderr is a terminal)."""
+    """Results of a subcommand to stdout; notices and progress to stderr (a rich bar only on a terminal)."""
 
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
@@ -101,43 +105,33 @@ def once(session, prompt: str, json_mode: bool, suffix: str | None = None) -> No
         prompt = sys.stdin.buffer.read().decode("utf-8", errors="replace")
     if suffix is not None and not session.trained_for_infill():
         print("note: this model was not trained with --fim-rate; expect a poor fill", file=sys.stderr)
-    if session.sampling.n > 1:
-        candidates, seconds = session.best_of(prompt, suffix)
-        if json_mode:
-            listed = [
-                {
-                    "completion": c.text,
-                    "tokens": c.tokens,
-                    "mean_logprob": round(c.mean_logprob, 4),
-                    "syntax_ok": c.syntax_ok,
-                    "stop_reason": c.reason,
-                }
-                for c in candidates
-            ]
-            print(json.dumps({"completion": candidates[0].text, "candidates": listed, "seconds": round(seconds, 4)}))
-        else:
-            print(candidates[0].text, flush=True)
-        return
-    completion = session.completion(prompt, suffix)
-    if completion.cropped_tokens and sys.stderr.isatty():
-        print(f"note: prompt cropped: its first {completion.cropped_tokens} tokens do not fit the context", file=sys.stderr)
+    stream = session.submit(prompt, suffix)
     if json_mode:
-        for _ in completion:
-            pass
-        print(json.dumps(session.record(completion)))
+        print(json.dumps(session.record(stream.finish())))
         return
     try:
-        for piece in completion:
+        for piece in stream:
             sys.stdout.write(piece)
             sys.stdout.flush()
     finally:
         sys.stdout.write("\n")
         sys.stdout.flush()
+    result = stream.result
     if sys.stderr.isatty():
-        print(
-            f"\033[2m[{completion.tokens} tokens, {completion.tokens_per_second:.0f} tok/s, {completion.reason}]\033[0m",
-            file=sys.stderr,
-        )
+        if result.cropped_tokens:
+            print(f"note: prompt cropped: its first {result.cropped_tokens} tokens do not fit the context", file=sys.stderr)
+        print(f"\033[2m{stats(result)}\033[0m", file=sys.stderr)
+
+
+def stats(result) -> str:
+    return f"[{result.tokens} tokens, {result.tokens_per_second:.0f} tok/s, {result.stop_reason}]"
+
+
+def read_context(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise UsageError(f"--context {path}: {e.strerror or e}") from None
 
 
 def _main(argv: list[str]) -> int:
@@ -147,6 +141,10 @@ def _main(argv: list[str]) -> int:
     global_argv, name, command_argv = split_command(argv, parser)
     args = parser.parse_args(global_argv)
     session = Session(model_ref=args.model, paras=args.paras, device=args.device, debug=args.debug)
+    if args.context:
+        session.file_context = read_context(args.context)
+    if args.index:
+        session.index_paths = list(args.index)
     config, warnings = read_config(config_path())
     session.layers["config"], session.layers["flag"] = config, flag_settings(args)
     for warning in warnings:
@@ -160,6 +158,7 @@ def _main(argv: list[str]) -> int:
         run_command(session, name, command_argv, ShellOutput(args.json), prefix="copilot-repl ")
         return 0
     if args.once is not None:
+        session.chat = False
         once(session, args.once, args.json, args.suffix)
         return 0
     from copilot_repl.repl import run
@@ -168,6 +167,9 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Completing is batch-1 work: numpy's BLAS threads only contend, and collapse under load (torch,
+    # for training, keeps its own threads).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # Ctrl-C must stop a completion or save a training run even when started from a background job,
     # whose SIGINT the shell set to "ignore" (Python then installs no KeyboardInterrupt handler).
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -7,24 +7,11 @@ output projections start at zero so every block begins as the identity.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclass
-class GPTConfig:
-    vocab_size: int = 4096
-    block_size: int = 256  # longest context the model attends over
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 192
-    rope_base: float = 10000.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from copilot_repl.config import GPTConfig
 
 
 def rms_norm(x: torch.Tensor) -> torch.Tensor:

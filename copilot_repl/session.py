@@ -50,17 +50,42 @@ def read_config(path: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 @dataclass
+class Turn:
+    """One prompt of the session and what the model answered (the candidate shown, for best-of-n)."""
+
+    prompt: str
+    suffix: str | None
+    result: Any  # generate.Result
+    shown: int = 0  # which candidate is shown
+
+    @property
+    def text(self) -> str:
+        return self.result.candidates[self.shown].text
+
+    def code(self) -> str:
+        """This turn as code in the session's context: the prompt, the completion, and a fill's suffix."""
+        code = self.prompt + self.text + (self.suffix or "")
+        return code if code.endswith("\n") else code + "\n"
+
+
+@dataclass
 class Session:
+    """The session owns its history: every face submits prompts here and renders the stream it gets.
+    The code so far (prompts and the completions shown: they are on the screen, and the user builds on
+    them) is the left context of the next prompt, until `:reset`."""
+
     model_ref: str | None = None  # a path or NAME; None is the default model
     paras: str | None = None
     device: str = "cpu"
     debug: bool = False
     layers: dict[str, dict[str, Any]] = field(default_factory=lambda: {name: {} for name in LAYERS})
-    loaded: Any = None  # checkpoint.Loaded, once loaded
-    last_prompt: str | None = None  # for :regen and :more
-    last_completion: str = ""
-    candidates: list = field(default_factory=list)  # best-of-n results of the last prompt, best first
-    candidate_index: int = 0
+    engine: Any = None  # generate.Engine, once loaded
+    opened: Any = None  # checkpoint.Opened of the active model
+    turns: list[Turn] = field(default_factory=list)
+    chat: bool = True  # False for --once: no session context, only what --context gives
+    file_context: str = ""  # --context FILE
+    index_paths: list[str] = field(default_factory=list)  # --index / :index: the user's own code
+    trained_indexes: list = field(default_factory=list)  # the index saved with the model
 
     @property
     def sampling(self) -> Sampling:
@@ -82,61 +107,115 @@ class Session:
             raise UsageError(f"unknown setting {name!r}; settings: {', '.join(SETTINGS)}")
         self.layers["set"].pop(name, None)
 
+    # -- the model -----------------------------------------------------------------------------------
     def model(self):
-        """The active checkpoint, loaded on first use (so the first prompt never waits for torch)."""
-        if self.loaded is None:
+        """The active checkpoint (checkpoint.Opened), loaded on first use so the first prompt never waits."""
+        if self.engine is None:
             self._activate(self.model_ref)
-        return self.loaded
+        return self.opened
 
     def load(self, ref: str) -> Path:
         """Switch to another checkpoint; on any error the current one stays active."""
         self._activate(ref)
         self.model_ref = ref
-        return self.loaded.directory
+        return self.opened.directory
 
     def _activate(self, ref: str | None) -> None:
         from copilot_repl import checkpoint
-        from copilot_repl.devices import resolve_device
+        from copilot_repl.engine import load_engine
 
-        device, _ = resolve_device(self.device)
-        loaded = checkpoint.load(checkpoint.resolve(ref, self.paras), device)
+        engine, opened = load_engine(checkpoint.resolve(ref, self.paras), self.device)
         saved = {}
-        for name, value in (loaded.meta.get("generation") or {}).items():
+        for name, value in (opened.meta.get("generation") or {}).items():
             if name in SETTINGS:  # written by us, but a checkpoint may come from anywhere: check it
                 try:
                     saved[name] = parse_setting(name, "|".join(value) if isinstance(value, list) else str(value))
                 except UsageError:
                     pass
-        self.loaded, self.layers["checkpoint"] = loaded, saved
+        trained = list(engine.indexes)
+        if self.index_paths:  # the user's code, encoded again with this model's tokenizer
+            engine.indexes = [*trained, self._user_index(engine, self.index_paths)[0]]
+        self.engine, self.opened, self.layers["checkpoint"], self.trained_indexes = engine, opened, saved, trained
+
+    def add_index(self, paths: list[str]) -> str:
+        """Let completions copy from the user's own files and folders too; what was indexed, in words."""
+        self.model()
+        index, summary = self._user_index(self.engine, [*self.index_paths, *paths])  # raises before anything changes
+        self.engine.indexes = [*self.trained_indexes, index]
+        self.index_paths = [*self.index_paths, *paths]
+        return summary
+
+    @staticmethod
+    def _user_index(engine, paths: list[str]):
+        from copilot_repl import data
+        from copilot_repl.retrieval import CorpusIndex
+
+        corpus = data.gather(paths)
+        texts = corpus.train + corpus.val
+        tokens = data.encode_docs(engine.tokenizer, texts, "uint32")
+        index = CorpusIndex.build(tokens, engine.tokenizer.vocab_size)
+        skipped = sum(corpus.skipped.values()) if corpus.skipped else 0
+        note = f", {skipped} skipped" if skipped else ""
+        return index, f"{len(texts)} files, {len(tokens):,} tokens{note}"
 
     def trained_for_infill(self) -> bool:
         return bool(self.model().meta.get("train", {}).get("fim_rate"))
 
-    def completion(self, prompt: str, suffix: str | None = None):
-        from copilot_repl.generate import Completion
+    # -- completing --------------------------------------------------------------------------------
+    def context(self) -> str:
+        """The code the model sees before the next prompt."""
+        return self.file_context + ("".join(turn.code() for turn in self.turns) if self.chat else "")
 
-        loaded = self.model()
-        self.last_prompt, self.last_completion = prompt, ""
-        return Completion(loaded.model, loaded.tokenizer, prompt, self.sampling, suffix=suffix)
+    def submit(self, prompt: str, suffix: str | None = None):
+        """Start completing `prompt`; the turn joins the history when the stream is over."""
+        return self._start(prompt, suffix, self.context(), lambda result: self.turns.append(Turn(prompt, suffix, result)))
 
-    def record(self, completion) -> dict:
-        """What a program reading `--json` (from `--once` or batch mode) needs to know about a finished completion."""
-        return {
-            "completion": completion.text,
-            "tokens": completion.tokens,
-            "stop_reason": completion.reason,
-            "seconds": round(completion.seconds, 4),
-            "tokens_per_second": round(completion.tokens_per_second, 1),
-            "seed": completion.seed,
-            "prompt_tokens": completion.prompt_tokens,
-            "cropped_tokens": completion.cropped_tokens,
-            "model": str(self.model().directory),
-        }
+    def regen(self):
+        """The last prompt again, in the same context (a new sample unless the seed is fixed)."""
+        last = self._last()
+        self.turns.pop()
+        return self.submit(last.prompt, last.suffix)
 
-    def best_of(self, prompt: str, suffix: str | None = None):
-        """Sample `n` candidates in one batch; they are kept for `:next`, best first."""
-        from copilot_repl.best_of import best_of
+    def more(self):
+        """Continue the last completion where it stopped."""
+        last = self._last()
+        context = "".join(turn.code() for turn in self.turns[:-1]) if self.chat else ""
 
-        self.candidates, seconds = best_of(self.completion(prompt, suffix), self.sampling.n)
-        self.candidate_index, self.last_completion = 0, self.candidates[0].text
-        return self.candidates, seconds
+        def extend(result) -> None:
+            last.result.candidates[last.shown].text += result.text
+
+        return self._start(last.prompt + last.text, None, self.file_context + context, extend)
+
+    def next_candidate(self) -> Turn:
+        """Show the next best-of-n candidate of the last prompt: it replaces the shown one in the context."""
+        last = self._last()
+        if len(last.result.candidates) < 2:
+            raise UsageError("no other candidates: :set n 4 (or more), then type a prompt")
+        last.shown = (last.shown + 1) % len(last.result.candidates)
+        return last
+
+    def record(self, result) -> dict:
+        """The JSON record of a completion, the same from `--once` and batch mode."""
+        return result.record() | {"model": str(self.model().directory)}
+
+    def reset(self) -> int:
+        """A fresh context; how many turns were forgotten."""
+        forgotten, self.turns = len(self.turns), []
+        return forgotten
+
+    @property
+    def last_prompt(self) -> str | None:
+        return self.turns[-1].prompt if self.turns else None
+
+    def _last(self) -> Turn:
+        if not self.turns:
+            raise UsageError("nothing to work on yet: type a prompt first")
+        return self.turns[-1]
+
+    def _start(self, prompt: str, suffix: str | None, context: str, done):
+        from copilot_repl.generate import Request
+
+        self.model()
+        stream = self.engine.complete(Request(prompt, suffix, context, self.sampling))
+        stream.done = done
+        return stream

@@ -18,6 +18,9 @@ class Sampling:
     temperature: float = 0.7  # 0 means greedy
     top_k: int = 40  # 0 means no limit
     top_p: float = 0.95
+    min_p: float = 0.05  # drop tokens below this share of the most likely one's probability
+    repeat_penalty: float = 1.1  # > 1 makes the model's own recent tokens less likely (1 = off)
+    repeat_last_n: int = 64  # how many recent tokens the penalty looks at
     max_tokens: int = 128
     seed: int | None = None  # None: a fresh random seed, reported so a run can be repeated
     stop: list[str] = field(default_factory=list)
@@ -83,6 +86,9 @@ SETTINGS = {
         Setting("temperature", _number(float, 0.0, 5.0), "randomness; 0 = always the most likely token"),
         Setting("top_k", _number(int, 0, 1_000_000), "sample among the k most likely tokens; 0 = all"),
         Setting("top_p", _number(float, 0.0, 1.0, low_open=True), "sample among the tokens holding this much probability"),
+        Setting("min_p", _number(float, 0.0, 1.0), "drop tokens less likely than this share of the most likely one"),
+        Setting("repeat_penalty", _number(float, 1.0, 2.0), "make recently written tokens less likely; 1 = off"),
+        Setting("repeat_last_n", _number(int, 0, MAX_TOKENS_LIMIT), "how many recent tokens repeat_penalty looks at"),
         Setting("max_tokens", _number(int, 1, MAX_TOKENS_LIMIT), "longest completion, in tokens"),
         Setting("seed", _seed, "random seed for sampling (an integer, or `random`)"),
         Setting("stop", _stop, "extra stop strings, separated by |, escapes like \\n allowed; `none` clears"),

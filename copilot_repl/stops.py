@@ -1,7 +1,12 @@
-"""Where a completion should end: user stop strings and the code-aware block rule.
+"""Where a completion should end: user stop strings, the code-aware block rule, and repetition.
 
 The block rule: a completion ends when the block the prompt opened is finished, i.e. at the first
-line that dedents back to the prompt's level (or, at top level, after a gap of two blank lines).
+line that dedents back to the prompt's level (or, at top level, after a gap of two blank lines). A
+prompt that opens no block is a simple statement: the completion ends with that statement's line,
+unless the model's line opens a block, which then runs to its end.
+Repetition: a completion that writes a line it already wrote (or the prompt holds), or repeats one
+short phrase over and over within a line, is cut where the repetition starts. A tiny model that
+starts looping never stops by itself, and people do not accept loops.
 Text that a stop might still cut (a trailing run of blank lines, a partial stop string) is held back,
 so what has been streamed never has to be taken back.
 """
@@ -11,6 +16,8 @@ from __future__ import annotations
 import re
 
 TRAILING_BLANK = re.compile(r"\n\s*\Z")
+PHRASE_LOOP = re.compile(r"(\w.{1,39}?|.\w.{0,38}?)\1{2,}")  # one short phrase, three times in a row
+MIN_REPEATED_LINE = 6  # shorter lines (`pass`, `else:`, `)`) repeat in real code
 STOP_MODES = ("block", "line", "none")
 
 
@@ -33,15 +40,72 @@ def block_primer(prompt: str) -> str:
     return "\n" + " " * (_indent(line) + 3)
 
 
+def _opens_block(line: str) -> bool:
+    return line.split("#")[0].rstrip().endswith(":")
+
+
+def _statement_end(head: str, text: str) -> int | None:
+    """Where in `text` the logical line that `head` (the prompt's last line) begins ends: the first
+    newline, after some content, outside brackets and strings. A rough scanner, enough for a stop."""
+    depth, quote, content = 0, "", bool(head.strip())
+    source = head + text
+    i = len(head) if not quote else 0
+    for pos, char in enumerate(source):
+        if quote:
+            if char == "\\":
+                continue
+            if source.startswith(quote, pos) and (pos == 0 or source[pos - 1] != "\\"):
+                quote = ""
+            continue
+        if char == "#":
+            end = source.find("\n", pos)
+            if end < 0:
+                return None
+            char, pos = "\n", end
+        if char in "\"'":
+            quote = source[pos : pos + 3] if source[pos : pos + 3] in ('"""', "'''") else char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif char == "\n" and pos >= i and depth == 0 and content and source[pos - 1 : pos] != "\\":
+            return pos - len(head)
+        elif not char.isspace():
+            content = True
+    return None
+
+
+def repetition_cut(text: str, earlier: set[str]) -> int | None:
+    """Where the completion `text` starts repeating itself: a finished line it (or the prompt, whose
+    stripped lines are `earlier`) already holds, or a phrase looping inside the last line."""
+    seen, start = set(earlier), 0
+    while True:
+        end = text.find("\n", start)
+        line = (text[start:] if end < 0 else text[start:end]).strip()
+        loop = PHRASE_LOOP.search(line)
+        if loop:  # cut after the phrase's first copy
+            return start + (len(text[start:]) - len(text[start:].lstrip())) + loop.start() + len(loop.group(1))
+        if end < 0:
+            return None
+        if len(line) >= MIN_REPEATED_LINE:
+            if line in seen:
+                return start
+            seen.add(line)
+        start = end + 1
+
+
 class StopRules:
-    def __init__(self, prompt: str, stops: list[str], mode: str = "block"):
+    def __init__(self, prompt: str, stops: list[str], mode: str = "block", repeats: bool = True):
         self.stops = [s for s in stops if s]
-        self.mode = mode
+        self.mode, self.repeats = mode, repeats
         lines = [line for line in prompt.splitlines() if line.strip()]
         last = lines[-1] if lines else ""
         self.base = _indent(last)
-        self.opens_block = last.split("#")[0].rstrip().endswith(":")
+        self.opens_block = _opens_block(last)
         self.at_line_start = prompt == "" or prompt.endswith("\n")
+        self.head = "" if self.at_line_start else prompt.rsplit("\n", 1)[-1]
+        self.earlier = {line.strip() for line in lines[-20:] if len(line.strip()) >= MIN_REPEATED_LINE}
+        self.reason = "stop"  # why the last cut found by find_stop was made
 
     def find_stop(self, text: str) -> int | None:
         """Index in the completion `text` at which it ends, or None to keep going."""
@@ -51,7 +115,12 @@ class StopRules:
             if i >= 0 and (cut is None or i < cut):
                 cut = i
         rule = self._rule_cut(text[:cut] if cut is not None else text)
-        return rule if rule is not None else cut
+        cut = rule if rule is not None else cut
+        repeat = None
+        if self.repeats:  # a cut also ends a line
+            repeat = repetition_cut(text if cut is None else text[:cut] + "\n", self.earlier)
+        self.reason = "repetition" if repeat is not None else "stop"
+        return repeat if repeat is not None else cut
 
     def _rule_cut(self, text: str) -> int | None:
         if self.mode == "none":
@@ -59,21 +128,39 @@ class StopRules:
         if self.mode == "line":  # the end of the first line that has content
             m = re.search(r"\S[^\n]*\n", text)
             return m.end() - 1 if m else None
-        starts = ([0] if self.at_line_start else []) + [m.end() for m in re.finditer("\n", text)]
+        if self.opens_block:
+            return self._block_cut(text, 0, self.base, True, self.at_line_start)
+        head, offset = self.head, 0
+        end = _statement_end(head, text)
+        if end is not None and not text[:end].strip():  # the prompt's statement was complete: write the next one
+            head, offset = "", end + 1
+            end = _statement_end(head, text[offset:])
+            end = None if end is None else end + offset
+        if end is None:
+            return None
+        statement = (head + text[offset:end]).split("\n")
+        first = next((line for line in statement if line.strip()), "")
+        if not _opens_block(statement[-1]):
+            return end  # a simple statement ends with its line
+        return self._block_cut(text, end + 1, _indent(first), True, True)
+
+    def _block_cut(self, text: str, offset: int, base: int, opens_block: bool, at_line_start: bool) -> int | None:
+        """The block rule on `text[offset:]`, for a block at indentation `base`."""
+        starts = ([offset] if at_line_start else []) + [m.end() for m in re.finditer("\n", text) if m.end() > offset]
         blank_run, seen_content = 0, False
         for start in starts:
             end = text.find("\n", start)
             line = text[start:] if end < 0 else text[start:end]
             if not line.strip():
                 blank_run += end >= 0  # a blank line counts once it is finished
-                if blank_run >= 2 and self.base == 0 and not self.opens_block and seen_content:
+                if blank_run >= 2 and base == 0 and not opens_block and seen_content:
                     return start
                 continue
             blank_run = 0
             if _inside_string(text[:start]):
                 continue
             indent = _indent(line)
-            if indent < self.base or (self.opens_block and indent == self.base):
+            if indent < base or (opens_block and indent == base):
                 return start
             seen_content = True
         return None
@@ -91,8 +178,8 @@ class StopRules:
         if m:  # trailing blank lines are dropped if the completion ends here
             return m.start()
         last_line = text[text.rfind("\n") + 1 :]
-        if self.mode == "block" and "\n" in text and not last_line.strip():
-            return text.rfind("\n")  # this line's indentation, and so the block rule, is not known yet
+        if self.mode == "block" and not last_line.strip() and ("\n" in text or self.at_line_start):
+            return max(0, text.rfind("\n"))  # this line's indentation, and so the block rule, is not known yet
         return safe
 
     @staticmethod

@@ -7,9 +7,9 @@ import pytest
 
 from conftest import STDLIB, run_cli, session_dirs, train_tiny
 from copilot_repl import checkpoint
-from copilot_repl.best_of import best_of, syntax_ok
+from copilot_repl.engine import load_engine
 from copilot_repl.fim import fim_window, infill_prompt
-from copilot_repl.generate import Completion
+from copilot_repl.generate import Request, syntax_ok
 from copilot_repl.settings import Sampling
 from copilot_repl.tokenizer import EOT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, tokenizer_class
 
@@ -83,10 +83,10 @@ def test_fim_training_and_infill_from_the_shell(fim_model):
 
 
 def test_best_of_n_ranks_valid_candidates_first(tiny_model):
-    loaded = checkpoint.load(tiny_model)
-    completion = Completion(loaded.model, loaded.tokenizer, "x = (", Sampling(seed=3, max_tokens=10, temperature=1.0))
-    candidates, _ = best_of(completion, 6)
-    assert len(candidates) == 6
+    engine = load_engine(tiny_model)[0]
+    result = engine.complete(Request("x = (", sampling=Sampling(seed=3, max_tokens=10, temperature=1.0, n=6))).finish()
+    candidates = result.candidates
+    assert len(candidates) == 6 and result.text == candidates[0].text
     flags = [c.syntax_ok for c in candidates]
     assert flags == sorted(flags, reverse=True)  # valid ones first
     for group in (True, False):

@@ -4,22 +4,37 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_repl import checkpoint
+from copilot_repl.engine import load_engine
 from copilot_repl.errors import UsageError
-from copilot_repl.generate import Completion
+from copilot_repl.generate import Engine, Request, Stream
+from copilot_repl.runtime_numpy import NumpyGPT
 from copilot_repl.settings import SETTINGS, Sampling, apply, parse_setting
-from copilot_repl.stops import StopRules
+from copilot_repl.stops import StopRules, repetition_cut
 
 
-def complete(loaded, prompt: str, **kw) -> Completion:
-    c = Completion(loaded.model, loaded.tokenizer, prompt, Sampling(**{"max_tokens": 40, "stop_mode": "none", **kw}))
-    c.streamed = "".join(c)
-    return c
+class Done:
+    """A finished completion: the text streamed, and the result record."""
+
+    def __init__(self, stream: Stream):
+        self.streamed = "".join(stream)
+        r = stream.result
+        self.text, self.tokens, self.reason, self.cropped_tokens, self.result = (
+            r.text,
+            r.tokens,
+            r.stop_reason,
+            r.cropped_tokens,
+            r,
+        )
+
+
+def complete(engine: Engine, prompt: str, context: str = "", **kw) -> Done:
+    sampling = Sampling(**{"max_tokens": 40, "stop_mode": "none", **kw})
+    return Done(engine.complete(Request(prompt, context=context, sampling=sampling)))
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_model):
-    return checkpoint.load(tiny_model)
+def loaded(tiny_model) -> Engine:
+    return load_engine(tiny_model)[0]
 
 
 def test_same_seed_same_output(loaded):
@@ -36,8 +51,10 @@ def test_streamed_text_is_the_completion(loaded):
 
 
 def test_long_prompt_is_cropped_from_the_left(loaded):
-    c = complete(loaded, "x = 1\n" * 500, seed=1, max_tokens=80)  # generation also runs past the context
+    c = complete(loaded, "x = 1\n" * 500, seed=1, max_tokens=80, repeat_penalty=1.0)  # also runs past the window
     assert c.cropped_tokens > 0 and c.tokens <= 80
+    in_context = complete(loaded, "x = 1\n", context="y = 2\n" * 500, seed=1, max_tokens=5)
+    assert in_context.cropped_tokens == 0 and 0 < in_context.result.context_tokens < 500 * 4
 
 
 def test_odd_prompts_do_not_crash(loaded):
@@ -46,9 +63,10 @@ def test_odd_prompts_do_not_crash(loaded):
 
 
 def test_stop_strings_cut_the_output(loaded):
-    free = complete(loaded, "def f(x):", seed=3, max_tokens=40).text
+    seed = next(s for s in range(50) if len(complete(loaded, "def f(x):", seed=s, max_tokens=40).text) >= 8)
+    free = complete(loaded, "def f(x):", seed=seed, max_tokens=40).text
     stop = free[5:7]
-    cut = complete(loaded, "def f(x):", seed=3, max_tokens=40, stop=[stop])
+    cut = complete(loaded, "def f(x):", seed=seed, max_tokens=40, stop=[stop])
     assert stop not in cut.text and free.startswith(cut.text)
 
 
@@ -63,6 +81,10 @@ def test_stop_strings_cut_the_output(loaded):
         ),
         ("class A:\n    def f(self):", "\n        return 1\n    def g(self):\n", "\n        return 1"),
         ("import os\n", "import sys\n\n\ndef main():\n", "import sys"),
+        ("import os", "\nimport sys\nimport re\n", "\nimport sys"),  # a simple statement ends with its line
+        ("import os", ".path\nimport re\n", ".path"),
+        ("x = f(", "a,\n      b)\ny = 2\n", "a,\n      b)"),
+        ("", "for x in y:\n    print(x)\nz = 1\n", "for x in y:\n    print(x)"),  # unless its line opens a block
         ("def f():\n    x = 1\n", "    y = 2\nz = 3\n", "    y = 2"),
         ("def f():", '\n    """Doc.\n\nmore doc\n"""\n    return 1\nx', '\n    """Doc.\n\nmore doc\n"""\n    return 1'),
     ],
@@ -81,7 +103,7 @@ def test_line_mode_and_none_mode():
 @given(st.text(alphabet=" \n\tab:#\"'", max_size=60), st.text(alphabet=" \n\tab:#\"'", max_size=40))
 def test_streamed_text_is_never_taken_back(prompt, text):
     """Whatever was shown while streaming stays a prefix of the final completion."""
-    rules = StopRules(prompt, ["b:"], "block")
+    rules = StopRules(prompt, ["b:"], "block", repeats=False)  # a repetition cut is clamped by the stream instead
     shown = ""
     for end in range(1, len(text) + 1):
         part = text[:end]
@@ -153,6 +175,21 @@ def test_each_command_parser_raises_only_usage_errors(name, argv):
         pass
 
 
+@pytest.mark.parametrize(
+    "text, earlier, expected",
+    [
+        ("\n    self.name = name\n    self.name = name\n", set(), 22),
+        ("\nimport os\n", {"import os"}, 1),
+        ("PosixPosixPosixPosix", set(), 5),
+        ("    return x\n    pass\n    pass\n", set(), None),  # short lines repeat in real code
+        ("x = '----------'\n", set(), None),
+        ("a = 1\nb = 2\n", set(), None),
+    ],
+)
+def test_repetition_is_cut_where_it_starts(text, earlier, expected):
+    assert repetition_cut(text, earlier) == expected
+
+
 @pytest.fixture(scope="module")
 def untrained_bpe():
     from copilot_repl.model import GPT, GPTConfig
@@ -160,21 +197,34 @@ def untrained_bpe():
 
     text = "def read(self):\n    return self.value\n\n" * 20 + "import os\nimport sys\n" * 20
     tokenizer = tokenizer_class("bpe").train([text], 300)
-    return GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=32)), tokenizer
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=32))
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    return Engine(NumpyGPT(model.config, weights), tokenizer)
 
 
-@given(st.sampled_from(["    ret", "    return self.va", "import o", "def re", "x = "]), st.integers(0, 2**31))
-def test_token_healing_lets_the_model_finish_a_cut_word(untrained_bpe, prompt, seed):
-    model, tokenizer = untrained_bpe
-    c = Completion(model, tokenizer, prompt, Sampling(max_tokens=1, stop_mode="none", seed=seed))
-    assert prompt.encode().endswith(c.healed) and len(c.first_from or []) != 1
-    first = int(next(iter(c.stream()))[0][0])
-    assert tokenizer.token_bytes(first).startswith(c.healed)  # the cut word may only be extended
-    text = "".join(c)
-    assert (prompt + text).encode() == prompt.encode() + c.piece(first, first=True)  # nothing is repeated
+@given(
+    st.sampled_from(["    ret", "    return self.va", "import o", "def re", "x = ", "x = self.value.re"]), st.integers(0, 2**31)
+)
+def test_token_healing_takes_back_the_cut_word_and_writes_it_again(untrained_bpe, prompt, seed):
+    tokenizer = untrained_bpe.tokenizer
+    stream = untrained_bpe.complete(Request(prompt, sampling=Sampling(max_tokens=3, stop_mode="none", seed=seed)))
+    ids = [tokenizer.eot_id, *tokenizer.encode(prompt)]
+    kept, removed = stream._heal(ids)
+    assert tokenizer.decode(kept[1:]).encode() + removed == prompt.encode()  # nothing lost, nothing added
+    assert len(removed) <= max(
+        len(prompt) - len(prompt.rstrip("abcdefghijklmnopqrstuvwxyz_")), len(tokenizer.token_bytes(ids[-1]))
+    )
+    for token in stream._agreeing(removed) if removed else []:
+        piece = tokenizer.token_bytes(int(token))
+        assert piece.startswith(removed) or removed.startswith(piece)
+    "".join(stream)  # and the completion runs
 
 
-def test_token_healing_takes_back_the_partial_word(untrained_bpe):
-    model, tokenizer = untrained_bpe
-    c = Completion(model, tokenizer, "    return self.va", Sampling(max_tokens=1, stop_mode="none"))
-    assert c.healed and c.first_from and c.ids[1:] == tokenizer.encode("    return self.va")[:-1]
+def test_an_identifier_typed_earlier_in_the_session_is_completed():
+    """The buffer cache copies from the context: the issue's own example, on the shipped model, greedy."""
+    from copilot_repl import checkpoint
+
+    engine = load_engine(checkpoint.shipped_default())[0]
+    context = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
+    done = complete(engine, "result = compute_chec", context=context, temperature=0, max_tokens=12)
+    assert done.text.startswith("ksum_of_payload(")

@@ -60,7 +60,9 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tiny_model, tmp_
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint, "save_file", full_disk)
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
     with pytest.raises(CheckpointError, match="No space left on device"):
         checkpoint.save(target, loaded.model, loaded.tokenizer, {"train": {}})
     assert (target / checkpoint.WEIGHTS).read_bytes() == before

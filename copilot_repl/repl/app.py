@@ -9,7 +9,6 @@ import time
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-from prompt_toolkit.shortcuts import clear as clear_screen
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
@@ -67,6 +66,7 @@ class ReplOutput:
 
     def __init__(self, console):
         self.console, self.pending_input = console, ""
+        self.same_line = False  # the next completion continues the input line in place
 
     def result(self, text: str) -> None:
         sys.stdout.write(text + "\n")
@@ -85,53 +85,54 @@ class ReplOutput:
 
         return rich_progress(self.console)
 
-    def show_candidate(self, session, same_line: bool = False) -> None:
-        candidates, index = session.candidates, session.candidate_index
-        best = candidates[index]
-        prompt = session.last_prompt
+    def _echo(self, prompt: str, same_line: bool) -> None:
         if not same_line:
             sys.stdout.write(f"{DIM}{prompt.splitlines()[-1] if prompt.strip() else ''}{RESET}")
+
+    def show(self, stream) -> None:
+        request, same_line = stream.request, self.same_line
+        self.same_line = False
+        if request.sampling.n > 1:
+            with self.console.status(f"sampling {request.sampling.n} candidates…", spinner="dots"), typeahead_kept():
+                stream.finish()
+            self._candidate(request.prompt, stream.result, 0, same_line)
+            return
+        printer = StreamPrinter(request.prompt)
+        self._echo(request.prompt, same_line)
+        if request.suffix is not None:
+            sys.stdout.write(f"{DIM}fill:{RESET} ")
+        try:
+            with typeahead_kept():
+                for piece in stream:
+                    printer.write(piece)
+        except KeyboardInterrupt:
+            stream.close()
+            raise
+        finally:
+            sys.stdout.write(RESET + "\n")
+            if stream.result is not None:
+                sys.stdout.write(stats_line(stream.result) + "\n")
+            sys.stdout.flush()
+        if stream.result.cropped_tokens:
+            self.info(f"(prompt cropped: its first {stream.result.cropped_tokens} tokens do not fit the context)")
+
+    def show_candidate(self, turn) -> None:
+        self._candidate(turn.prompt, turn.result, turn.shown, False)
+
+    def _candidate(self, prompt: str, result, index: int, same_line: bool) -> None:
+        best = result.candidates[index]
+        self._echo(prompt, same_line)
         StreamPrinter(prompt).write(best.text)
         valid = "valid" if best.syntax_ok else "syntax error"
         line = (
-            f"[candidate {index + 1}/{len(candidates)}: {best.tokens} tokens, mean log-prob {best.mean_logprob:.2f}, "
-            f"{valid}, {best.reason}; Alt-N or :next shows the next]"
+            f"[candidate {index + 1}/{len(result.candidates)}: {best.tokens} tokens, mean log-prob {best.mean_logprob:.2f}, "
+            f"{valid}, {best.stop_reason}; Alt-N or :next shows the next]"
         )
         sys.stdout.write(f"{RESET}\n{DIM}{line}{RESET}\n")
         sys.stdout.flush()
 
-    def complete(self, session, prompt: str, same_line: bool = False, suffix: str | None = None) -> None:
-        if session.sampling.n > 1:
-            with self.console.status(f"sampling {session.sampling.n} candidates…", spinner="dots"), typeahead_kept():
-                session.best_of(prompt, suffix)
-            self.show_candidate(session, same_line)
-            return
-        completion = session.completion(prompt, suffix)
-        if completion.cropped_tokens:
-            self.info(f"(prompt cropped: its first {completion.cropped_tokens} tokens do not fit the context)")
-        printer, pieces = StreamPrinter(prompt), iter(completion)
-        if not same_line:
-            sys.stdout.write(f"{DIM}{prompt.splitlines()[-1] if prompt.strip() else ''}{RESET}")
-        if suffix is not None:
-            sys.stdout.write(f"{DIM}fill:{RESET} ")
-        try:
-            with typeahead_kept():
-                for piece in pieces:
-                    printer.write(piece)
-        except KeyboardInterrupt:
-            pieces.close()
-            completion.reason = "interrupted"
-            raise
-        finally:
-            session.last_completion = completion.text
-            sys.stdout.write(f"{RESET}\n{stats_line(completion)}\n")
-            sys.stdout.flush()
-
     def next_input(self, text: str) -> None:
         self.pending_input = text
-
-    def clear(self) -> None:
-        clear_screen()
 
     def tokens(self, pieces: list[str], ids: list[int]) -> None:
         shown = "".join(f"\x1b[{PIECE_COLOURS[i % 2]}m{p.replace(chr(10), '↵')}{RESET}" for i, p in enumerate(pieces))
@@ -143,14 +144,15 @@ def toolbar(session, loader: ModelLoader):
     def render():
         s = session.sampling
         sampling = f"T {s.temperature}  top_k {s.top_k}  top_p {s.top_p}  seed {'random' if s.seed is None else s.seed}"
-        loaded = session.loaded
-        if loaded is None:
+        loaded = session.opened
+        if loaded is None or session.engine is None:
             model = "loading model…" if loader.thread.is_alive() else "no model (:load PATH)"
             return f" {model}  │  {sampling} "
-        params = loaded.model.num_params()
+        params = session.engine.runtime.num_params()
+        context = f"context {len(session.turns)} prompts" if session.turns else "fresh context"
         return (
             f" {loaded.directory.name}  {params / 1e6:.1f}M params  │  {loaded.tokenizer.name} {loaded.tokenizer.vocab_size}"
-            f"  │  {session.device}  │  {sampling} "
+            f"  │  {session.device}  │  {context}  │  {sampling} "
         )
 
     return render
@@ -220,10 +222,11 @@ def interactive(session, history: bool = True) -> int:
                 prefix, _, suffix = text.partition(FILL_MARKER)
                 if not session.trained_for_infill():
                     out.info("(this model was not trained with --fim-rate; expect a poor fill)")
-                out.complete(session, prefix, suffix=suffix)
+                out.show(session.submit(prefix, suffix))
             else:
                 loader.wait(console)
-                out.complete(session, text, same_line=_cursor_to_end_of_input(text))
+                out.same_line = _cursor_to_end_of_input(text)
+                out.show(session.submit(text))
         except Quit:
             return 0
         except KeyboardInterrupt:

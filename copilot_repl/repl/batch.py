@@ -20,6 +20,7 @@ from copilot_repl.fim import FILL_MARKER
 class BatchOutput:
     def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, json_mode: bool = False):
         self.out, self.err, self.json_mode = out, err, json_mode
+        self.session = None
 
     def result(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -32,36 +33,23 @@ class BatchOutput:
 
         return plain_progress(self.err)
 
-    def show_candidate(self, session) -> None:
-        text = session.candidates[session.candidate_index].text
-        self.result(json.dumps({"completion": text}) if self.json_mode else text)
-
-    def complete(self, session, prompt: str, suffix: str | None = None) -> None:
-        if session.sampling.n > 1:
-            session.best_of(prompt, suffix)
-            self.show_candidate(session)
-            return
-        completion = session.completion(prompt, suffix)
+    def show(self, stream) -> None:
         if self.json_mode:
-            for _ in completion:
-                pass
-            session.last_completion = completion.text
-            self.result(json.dumps(session.record(completion)))
+            self.result(json.dumps(self.session.record(stream.finish())))
             return
         try:
-            for piece in completion:
+            for piece in stream:
                 self.out.write(piece)
                 self.out.flush()
         finally:
-            session.last_completion = completion.text
             self.out.write("\n")
             self.out.flush()
 
+    def show_candidate(self, turn) -> None:
+        self.result(json.dumps({"completion": turn.text, "candidate": turn.shown + 1}) if self.json_mode else turn.text)
+
     def next_input(self, text: str) -> None:
         raise UsageError(":edit needs an interactive terminal")
-
-    def clear(self) -> None:
-        pass
 
     def tokens(self, pieces: list[str], ids: list[int]) -> None:
         self.result("|".join(pieces))
@@ -82,7 +70,9 @@ def logical_lines(lines: Iterable[str]):
 
 
 def batch(session, stdin: TextIO, json_mode: bool = False) -> int:
+    """Each line goes on whatever the one before it did: an error is reported on its line, as in the REPL."""
     out, failed = BatchOutput(json_mode=json_mode), False
+    out.session = session
     if hasattr(stdin, "reconfigure"):
         stdin.reconfigure(errors="replace")  # stray non-UTF-8 bytes must not end the run
     for line in logical_lines(stdin):
@@ -93,12 +83,17 @@ def batch(session, stdin: TextIO, json_mode: bool = False) -> int:
                 run_line(session, line, out)
             elif FILL_MARKER in line:
                 prefix, _, suffix = line.partition(FILL_MARKER)
-                out.complete(session, prefix, suffix=suffix)
+                out.show(session.submit(prefix, suffix))
             else:
-                out.complete(session, line)
+                out.show(session.submit(line))
         except Quit:
             break
         except CopilotReplError as e:
             print(f"copilot-repl: error: {e}", file=sys.stderr, flush=True)
+            failed = True
+        except Exception as e:
+            if session.debug:
+                raise
+            print(f"copilot-repl: internal error: {e.__class__.__name__}: {e} (line {line[:40]!r})", file=sys.stderr, flush=True)
             failed = True
     return 1 if failed else 0

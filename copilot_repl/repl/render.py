@@ -89,6 +89,6 @@ class StreamPrinter:
         self.out.flush()
 
 
-def stats_line(completion, colour: bool = True) -> str:
-    line = f"[{completion.tokens} tokens, {completion.tokens_per_second:.0f} tok/s, {completion.reason}]"
+def stats_line(result, colour: bool = True) -> str:
+    line = f"[{result.tokens} tokens, {result.tokens_per_second:.0f} tok/s, {result.stop_reason}]"
     return f"{DIM}{line}{RESET}" if colour else line

@@ -1,103 +1,14 @@
-"""The command layer: one registry and one argparse parser per command, shared by the REPL
-(`:train ...`) and the shell (`copilot-repl train ...`). Handlers report through an `Output`."""
+"""Commands about models: train, eval, models, tokenizers, show. Each is a `:command` and a subcommand."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
-import shlex
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
+from copilot_repl.commands.registry import Output, command
 from copilot_repl.errors import UsageError
 from copilot_repl.session import Session
-
-
-class Output(Protocol):
-    """Where a command's results go; the shell and the REPL each provide one."""
-
-    json_mode: bool
-
-    def result(self, text: str) -> None: ...  # the answer (stdout in the shell)
-    def info(self, text: str) -> None: ...  # status and notices (stderr in the shell)
-    def train_callback(self) -> Callable[[str, dict], None]: ...
-    def complete(self, session: Session, prompt: str) -> None: ...  # stream a completion of `prompt`
-    def next_input(self, text: str) -> None: ...  # pre-fill the next prompt (REPL only)
-    def clear(self) -> None: ...
-    def tokens(self, pieces: list[str], ids: list[int]) -> None: ...  # show a tokenization
-    def show_candidate(self, session: Session) -> None: ...  # show session.candidates[session.candidate_index]
-
-
-class Quit(Exception):
-    """Raised by :quit; the REPL ends with exit code 0."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse would print usage and exit; we raise instead
-        raise UsageError(f"{self.prog}: {message}")
-
-
-@dataclass
-class Command:
-    name: str
-    summary: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[Session, argparse.Namespace, Output], None]
-    repl_only: bool = False  # meaningless as a shell subcommand (:more, :edit, ...)
-    needs_model: bool = True  # the REPL waits for the background model load first
-
-    def parser(self, prefix: str = ":") -> argparse.ArgumentParser:
-        parser = _Parser(prog=f"{prefix}{self.name}", description=self.summary, add_help=False, exit_on_error=False)
-        self.add_arguments(parser)
-        return parser
-
-    def help(self, prefix: str = ":") -> str:
-        return self.parser(prefix).format_help().rstrip()
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, summary: str, add_arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None, **flags):
-    def register(run):
-        COMMANDS[name] = Command(name, summary, add_arguments, run, **flags)
-        return run
-
-    return register
-
-
-def parse_command(name: str, argv: list[str], prefix: str = ":") -> tuple[Command, argparse.Namespace]:
-    """The command and its parsed arguments; only UsageError for anything a user can type."""
-    if name not in COMMANDS or (prefix != ":" and COMMANDS[name].repl_only):
-        raise UsageError(f"unknown command {prefix}{name}; {'copilot-repl --help' if prefix != ':' else ':help'} lists them")
-    cmd = COMMANDS[name]
-    try:
-        return cmd, cmd.parser(prefix).parse_args(argv)
-    except argparse.ArgumentError as e:
-        raise UsageError(f"{prefix}{name}: {e}") from None
-
-
-def run_command(session: Session, name: str, argv: list[str], out: Output, prefix: str = ":") -> None:
-    cmd, args = parse_command(name, argv, prefix)
-    cmd.run(session, args, out)
-
-
-def split_line(line: str) -> list[str]:
-    """The words of a `:command args` line (`/` works as the prefix too)."""
-    try:
-        words = shlex.split(line.strip()[1:])
-    except ValueError as e:
-        raise UsageError(f"cannot parse {line.strip()!r}: {e}") from None
-    if not words:
-        raise UsageError("empty command; :help lists them")
-    return words
-
-
-def run_line(session: Session, line: str, out: Output) -> None:
-    words = split_line(line)
-    run_command(session, words[0], words[1:], out)
 
 
 # -- train --------------------------------------------------------------------------------------------
@@ -181,43 +92,58 @@ def train_command(session: Session, args: argparse.Namespace, out: Output) -> No
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", help="files or folders to score (default: the held-out split)")
     p.add_argument("--model", help="checkpoint to score (default: the active one)")
+    p.add_argument("--sample", type=_positive(int), help="score an even sample of this many positions (default: all)")
     p.add_argument("--json", action="store_true")
 
 
-@command("eval", "bits per byte and next-token accuracy on files, or on the held-out split", _eval_args)
+@command("eval", "bits per byte on files, or on the held-out split: the model alone, and mixed with retrieval", _eval_args)
 def eval_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    import numpy as np
+
     from copilot_repl import data
-    from copilot_repl.evaluate import bits_per_byte, mean_loss
+    from copilot_repl.scoring import Features, bits_per_byte, even_positions, mixed_logprobs, model_logprobs
 
     if args.model:
         session.load(args.model)
-    loaded = session.model()
+    opened, engine = session.model(), session.engine
     if args.files:
         corpus = data.gather(args.files)
         texts, what = corpus.train + corpus.val, " ".join(args.files)
     else:
-        spec = loaded.meta.get("corpus", {}).get("spec") or ["stdlib"]
+        spec = opened.meta.get("corpus", {}).get("spec") or ["stdlib"]
         corpus = data.gather(spec)
         texts, what = corpus.val, f"held-out split of {' '.join(spec)}"
-        if corpus.fingerprint != loaded.meta.get("corpus", {}).get("fingerprint"):
+        if corpus.fingerprint != opened.meta.get("corpus", {}).get("fingerprint"):
             out.info("note: the corpus has changed since training; the held-out split may differ")
-    tokens = data.encode_docs(loaded.tokenizer, texts, "int64")
+    eot = opened.tokenizer.eot_id
+    tokens = np.concatenate([[eot], data.encode_docs(opened.tokenizer, texts, "int64")])  # files start after end-of-text
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    loss, accuracy = mean_loss(loaded.model, tokens, 16)
-    bpb = bits_per_byte(loss, len(tokens), n_bytes)
+    if len(tokens) < 2:
+        raise UsageError(f"nothing to score in {what}")
+    positions = even_positions(len(tokens), args.sample)
+    model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
+    index = engine.indexes[0] if engine.indexes else None
+    mixed_lp = mixed_logprobs(model_lp, Features.compute(tokens, positions, index, eot), engine.gate)
+    per_token = (len(tokens) - 1) / len(positions)  # a sample stands for every position
+    bpb, mixed = (bits_per_byte(lp.sum() * per_token, n_bytes) for lp in (model_lp, mixed_lp))
     report = {
-        "model": str(loaded.directory),
+        "model": str(opened.directory),
         "data": what,
         "files": len(texts),
         "bytes": n_bytes,
-        "tokens": len(tokens),
+        "tokens": len(tokens) - 1,
+        "positions": len(positions),
         "bits_per_byte": round(bpb, 4),
-        "accuracy": round(accuracy, 4),
+        "bits_per_byte_with_retrieval": round(mixed, 4),
+        "retrieval": "training index and buffer cache" if index is not None else "buffer cache only",
     }
     if args.json or out.json_mode:
         out.result(json.dumps(report))
     else:
-        out.result(f"{bpb:.4f} bits/byte, {accuracy:.1%} next-token accuracy on {what} ({len(texts)} files, {n_bytes:,} bytes)")
+        out.result(
+            f"{bpb:.4f} bits/byte (model alone), {mixed:.4f} with retrieval ({report['retrieval']}) "
+            f"on {what} ({len(texts)} files, {n_bytes:,} bytes)"
+        )
 
 
 # -- models, tokenizers, show -----------------------------------------------------------------------
@@ -256,18 +182,18 @@ def tokenizers_command(session: Session, args: argparse.Namespace, out: Output) 
 
 @command("show", "the active model: config, parameters, tokenizer, corpus and training metrics")
 def show_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    loaded = session.model()
+    loaded, engine = session.model(), session.engine
     meta = loaded.meta
+    runtime = type(engine.runtime).__name__
+    indexes = ", ".join(f"{len(i.reversed):,} tokens" for i in engine.indexes) or "none"
     lines = [
         f"model      {loaded.directory}",
-        f"params     {loaded.model.num_params():,}  ({', '.join(f'{k}={v}' for k, v in meta['model'].items())})",
+        f"params     {engine.runtime.num_params():,}  ({', '.join(f'{k}={v}' for k, v in meta['model'].items())})",
         f"tokenizer  {meta['tokenizer']['name']} ({loaded.tokenizer.vocab_size} ids)",
-        f"device     {next(loaded.model.parameters()).device}",
+        f"device     {session.device} ({runtime})",
+        f"retrieval  indexes: {indexes}; gate {json.dumps(engine.gate.to_dict())}",
         f"corpus     {' '.join(meta.get('corpus', {}).get('spec', []))} ({meta.get('corpus', {}).get('fingerprint', '?')})",
         f"metrics    {json.dumps(meta.get('metrics', {}))}",
         f"made by    {json.dumps(meta.get('made_by', {}))}",
     ]
     out.result("\n".join(lines))
-
-
-from copilot_repl import session_commands  # noqa: E402, F401  (registers :set, :load, :next, ...)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
-from copilot_repl.commands import COMMANDS, Output, Quit, command
+from copilot_repl.commands.registry import COMMANDS, Output, Quit, SessionOutput, command
 from copilot_repl.errors import UsageError
 from copilot_repl.session import Session
 
@@ -88,7 +89,7 @@ def _path_arg(p: argparse.ArgumentParser) -> None:
 @command("load", "load a checkpoint and the tokenizer saved beside it", _path_arg, repl_only=True, needs_model=False)
 def load_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     directory = session.load(args.path)
-    out.info(f"loaded {directory} ({session.loaded.model.num_params():,} parameters, {session.loaded.tokenizer.name})")
+    out.info(f"loaded {directory} ({session.engine.runtime.num_params():,} parameters, {session.opened.tokenizer.name})")
 
 
 def _save_args(p: argparse.ArgumentParser) -> None:
@@ -99,7 +100,7 @@ def _save_args(p: argparse.ArgumentParser) -> None:
 def save_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     from copilot_repl import checkpoint
 
-    loaded = session.model()
+    loaded = checkpoint.load(session.model().directory)
     if args.path is None and loaded.directory.resolve() == checkpoint.shipped_default().resolve():
         raise UsageError(":save needs a PATH or NAME: the shipped default model is read-only")
     target = (
@@ -111,12 +112,14 @@ def save_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     )
     keep = {k: v for k, v in loaded.meta.items() if k not in ("format", "model", "tokenizer", "versions")}
     generation = {**keep.get("generation", {}), **{k: getattr(session.sampling, k) for k in session.layers["set"]}}
+    index = loaded.directory / "index" / "tokens.npy"
     checkpoint.save(
         target,
         loaded.model,
         loaded.tokenizer,
         {**keep, "generation": generation},
         checkpoint.load_optimizer_state(loaded.directory),
+        files={"index/tokens.npy": index.read_bytes()} if index.is_file() else None,
     )
     out.info(f"saved {target}")
 
@@ -126,35 +129,51 @@ def _text_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("tokenize", "show how the active tokenizer splits TEXT, with the ids", _text_args, repl_only=True)
-def tokenize_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+def tokenize_command(session: Session, args: argparse.Namespace, out: SessionOutput) -> None:
     tokenizer = session.model().tokenizer
     ids = tokenizer.encode(" ".join(args.text))
     pieces = [tokenizer.token_bytes(i).decode("utf-8", errors="backslashreplace") for i in ids]
     out.tokens(pieces, ids)
 
 
-# -- completions: regen, more, read, edit, clear ---------------------------------------------------------
+# -- completions and the context: regen, more, next, read, edit, reset, context, index --------------------
 @command("regen", "complete the last prompt again (a new sample unless the seed is fixed)", repl_only=True)
-def regen_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    if session.last_prompt is None:
-        raise UsageError("nothing to regenerate yet: type a prompt first")
-    out.complete(session, session.last_prompt)
+def regen_command(session: Session, args: argparse.Namespace, out: SessionOutput) -> None:
+    out.show(session.regen())
 
 
 @command("more", "continue the last completion", repl_only=True)
-def more_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    if session.last_prompt is None:
-        raise UsageError("nothing to continue yet: type a prompt first")
-    out.complete(session, session.last_prompt + session.last_completion)
+def more_command(session: Session, args: argparse.Namespace, out: SessionOutput) -> None:
+    out.show(session.more())
 
 
 @command("next", "show the next best-of-n candidate of the last prompt (see :set n)", repl_only=True, needs_model=False)
-def next_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    if len(session.candidates) < 2:
-        raise UsageError("no other candidates: :set n 4 (or more), then type a prompt")
-    session.candidate_index = (session.candidate_index + 1) % len(session.candidates)
-    session.last_completion = session.candidates[session.candidate_index].text
-    out.show_candidate(session)
+def next_command(session: Session, args: argparse.Namespace, out: SessionOutput) -> None:
+    out.show_candidate(session.next_candidate())
+
+
+@command("reset", "start a fresh context: forget the code of the session so far", repl_only=True, needs_model=False)
+def reset_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    forgotten = session.reset()
+    out.info(f"fresh context ({forgotten} prompt{'s' if forgotten != 1 else ''} forgotten)")
+
+
+@command("context", "show the code the model sees before the next prompt", repl_only=True)
+def context_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    context = session.context()
+    tokens = len(session.model().tokenizer.encode(context)) if context else 0
+    window = session.opened.config.block_size
+    out.result(context.rstrip("\n") if context else "(empty: the next prompt starts a file)")
+    out.info(f"{tokens} tokens of context; the model reads the last {window} tokens of context + prompt")
+
+
+def _index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", help="files or folders of .py to copy from")
+
+
+@command("index", "let completions copy from your own files and folders", _index_args, repl_only=True)
+def index_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    out.info(f"indexed {session.add_index(args.paths)}")
 
 
 def _file_arg(p: argparse.ArgumentParser) -> None:
@@ -162,16 +181,16 @@ def _file_arg(p: argparse.ArgumentParser) -> None:
 
 
 @command("read", "use a file's contents as the prompt", _file_arg, repl_only=True)
-def read_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+def read_command(session: Session, args: argparse.Namespace, out: SessionOutput) -> None:
     try:
         text = Path(args.file).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}") from None
-    out.complete(session, text)
+    out.show(session.submit(text))
 
 
 @command("edit", "edit the last prompt in $EDITOR; the result comes back as the next input", repl_only=True, needs_model=False)
-def edit_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+def edit_command(session: Session, args: argparse.Namespace, out: SessionOutput) -> None:
     import os
     import subprocess
     import tempfile
@@ -191,4 +210,5 @@ def edit_command(session: Session, args: argparse.Namespace, out: Output) -> Non
 
 @command("clear", "clear the screen", repl_only=True, needs_model=False)
 def clear_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    out.clear()
+    if sys.stdout.isatty():
+        out.result("\x1b[H\x1b[2J")

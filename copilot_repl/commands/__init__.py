@@ -1,0 +1,17 @@
+"""The command layer (litecli's `special_command` layout): `registry` is the leaf that holds the
+commands and their parsers; `models` and `session` register them when this package is imported."""
+
+from copilot_repl.commands import models, session  # noqa: F401  (registration)
+from copilot_repl.commands.registry import (
+    COMMANDS,
+    Command,
+    Output,
+    Quit,
+    SessionOutput,
+    parse_command,
+    run_command,
+    run_line,
+    split_line,
+)
+
+__all__ = ["COMMANDS", "Command", "Output", "Quit", "SessionOutput", "parse_command", "run_command", "run_line", "split_line"]

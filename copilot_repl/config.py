@@ -1,0 +1,18 @@
+"""The model's shape, apart from torch: the numpy runtime and checkpoint loading read it without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 4096
+    block_size: int = 256  # longest context the model attends over
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 192
+    rope_base: float = 10000.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

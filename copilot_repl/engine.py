@@ -1,0 +1,69 @@
+"""From a checkpoint directory to an `Engine`: the runtime for the device, the tokenizer, and the
+indexes completions may copy from. On a CPU nothing here imports torch."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from copilot_repl import checkpoint
+from copilot_repl.errors import CheckpointError
+from copilot_repl.generate import Engine
+from copilot_repl.retrieval import SUFFIXES, TOKENS, CorpusIndex, Gate
+
+INDEX_DIR = "index"
+
+
+def runtime_for(opened: checkpoint.Opened, device: str):
+    if device == "cpu":
+        from copilot_repl.runtime_numpy import NumpyGPT
+
+        return NumpyGPT(opened.config, opened.weights)
+    import torch
+
+    from copilot_repl.devices import resolve_device
+    from copilot_repl.model import GPT
+    from copilot_repl.runtime_torch import TorchRuntime
+
+    device, _ = resolve_device(device)
+    model = GPT(opened.config)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in opened.weights.items()})
+    return TorchRuntime(model.to(device).eval())
+
+
+def training_index(opened: checkpoint.Opened) -> CorpusIndex | None:
+    """The index over the training split saved with the model. A checkpoint ships its tokens; the
+    suffix array (twice their size) is built on first use and cached, unless it was saved too."""
+    directory = opened.directory / INDEX_DIR
+    if not (directory / TOKENS).is_file():
+        return None
+    if (directory / SUFFIXES).is_file():
+        return CorpusIndex.load(directory, opened.tokenizer.vocab_size)
+    from copilot_repl.data import cache_dir
+
+    digest = hashlib.sha256((directory / TOKENS).read_bytes()).hexdigest()[:16]
+    cached = cache_dir() / "index" / digest
+    try:
+        if (cached / SUFFIXES).is_file():
+            return CorpusIndex.load(cached, opened.tokenizer.vocab_size)
+        index = CorpusIndex.load(directory, opened.tokenizer.vocab_size)
+        tmp = cached.with_name(f".{digest}.tmp-{np.random.randint(1 << 30)}")
+        index.save(tmp)
+        try:
+            tmp.replace(cached)
+        except OSError:  # another process cached it first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return index
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"the retrieval index of {opened.directory} is unreadable: {e}") from None
+
+
+def load_engine(directory: Path, device: str = "cpu") -> tuple[Engine, checkpoint.Opened]:
+    opened = checkpoint.open_checkpoint(directory)
+    index = training_index(opened)
+    gate = Gate.from_dict(opened.meta.get("retrieval"))
+    engine = Engine(runtime_for(opened, device), opened.tokenizer, [index] if index is not None else [], gate)
+    return engine, opened

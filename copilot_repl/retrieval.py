@@ -1,0 +1,186 @@
+"""Copying from real code: an index over a corpus and a cache over the buffer, mixed with the model.
+
+Code repeats itself, and a model trained for minutes remembers little of it, so at each step two
+count-based predictors look for the longest earlier occurrence (up to MAX_MATCH tokens) of the text
+just before the cursor, and count which tokens followed it:
+- the buffer cache, over the session and the completion so far (names the user typed a minute ago);
+- the corpus index, over the training split and any project added with --index.
+Each one's weight depends only on its match: odds (C/U) * exp(a*n + e) against the model's 1, where
+n is the match length, C its count and U the number of distinct followers; a and e are fitted on the
+validation split at train time and saved in checkpoint.json. (As in kNN-LM and infini-gram, an
+unbounded n-gram helps a small neural model most where it is least sure.)
+
+The corpus index is a suffix array over the *reversed* token stream: the occurrences of the
+context's last n tokens then form one range of it, and taking one more token to the left narrows
+that range by two binary searches. The followers of an occurrence are the tokens just before it in
+the reversed stream.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+MAX_MATCH = 16  # tokens; longer matches add little and cost time
+MAX_FOLLOWERS = 2048  # occurrences whose followers are counted (an even sample beyond that)
+TOKENS, SUFFIXES = "tokens.npy", "suffixes.npy"
+
+
+def suffix_array(stream: np.ndarray, depth: int = MAX_MATCH) -> np.ndarray:
+    """Positions of `stream` sorted by the `depth` tokens that start there (prefix doubling: each
+    round sorts by twice as many tokens; ties beyond `depth` stay in any order)."""
+    n = len(stream)
+    rank = stream.astype(np.int64) + 1  # 0 stands for "past the end"
+    k = 1
+    while True:
+        second = np.zeros(n, dtype=np.int64)
+        second[: n - k] = rank[k:]
+        key = rank * (n + 2) + second
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.cumsum(np.concatenate(([1], ordered[1:] != ordered[:-1])))
+        k *= 2
+        if k >= depth or rank.max() == n:
+            return order.astype(np.int32 if n < 2**31 else np.int64)
+
+
+@dataclass
+class Match:
+    """What one predictor found: match length, count, and the followers' ids with their counts."""
+
+    length: int
+    count: int
+    ids: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def distinct(self) -> int:
+        return len(self.ids)
+
+
+class CorpusIndex:
+    def __init__(self, reversed_tokens: np.ndarray, suffixes: np.ndarray, vocab_size: int):
+        self.reversed, self.suffixes, self.n = reversed_tokens, suffixes, len(reversed_tokens)
+        self._r, self._sa = memoryview(np.ascontiguousarray(reversed_tokens)), memoryview(np.ascontiguousarray(suffixes))
+        firsts = np.asarray(reversed_tokens)[np.asarray(suffixes)]
+        self.buckets = np.searchsorted(firsts, np.arange(vocab_size + 1))  # the range of each first token
+
+    @classmethod
+    def build(cls, tokens: np.ndarray, vocab_size: int) -> CorpusIndex:
+        stream = np.ascontiguousarray(np.asarray(tokens)[::-1])
+        return cls(stream, suffix_array(stream), vocab_size)
+
+    @classmethod
+    def join(cls, parts: list[np.ndarray], vocab_size: int, separator: int) -> CorpusIndex:
+        """One index over several token streams, kept apart by `separator` (end-of-text)."""
+        sep = np.array([separator], dtype=np.uint32)
+        tokens = np.concatenate([x for p in parts for x in (np.asarray(p, dtype=np.uint32), sep)])
+        dtype = np.uint16 if vocab_size <= 65536 else np.uint32
+        return cls.build(tokens.astype(dtype), vocab_size)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / TOKENS, np.ascontiguousarray(self.reversed[::-1]))
+        np.save(directory / SUFFIXES, np.asarray(self.suffixes))
+
+    @classmethod
+    def load(cls, directory: Path, vocab_size: int) -> CorpusIndex:
+        tokens = np.load(directory / TOKENS, mmap_mode="r")
+        if (directory / SUFFIXES).is_file():
+            return cls(np.ascontiguousarray(tokens[::-1]), np.load(directory / SUFFIXES, mmap_mode="r"), vocab_size)
+        return cls.build(tokens, vocab_size)
+
+    def _narrow(self, lo: int, hi: int, depth: int, token: int) -> tuple[int, int]:
+        r, sa, n = self._r, self._sa, self.n
+        key = lambda i: r[sa[i] + depth] if sa[i] + depth < n else -1  # noqa: E731
+        lo = bisect_left(range(lo, hi), token, key=key) + lo
+        return lo, bisect_right(range(lo, hi), token, key=key) + lo
+
+    def match(self, context: list[int]) -> Match | None:
+        """The longest occurrence of the end of `context` and the tokens that followed it."""
+        if not context or not 0 <= context[-1] < len(self.buckets) - 1:
+            return None
+        lo, hi = int(self.buckets[context[-1]]), int(self.buckets[context[-1] + 1])
+        length = 1
+        for depth in range(1, min(MAX_MATCH, len(context))):
+            if hi - lo <= 1 and length >= 4:
+                break  # a single occurrence: one more token cannot change who follows
+            a, b = self._narrow(lo, hi, depth, context[-1 - depth])
+            if a == b:
+                break
+            lo, hi, length = a, b, length + 1
+        if lo == hi:
+            return None
+        positions = (
+            np.asarray(self.suffixes[lo:hi])
+            if hi - lo <= MAX_FOLLOWERS
+            else np.asarray(self.suffixes[np.linspace(lo, hi - 1, MAX_FOLLOWERS).astype(np.int64)])
+        )
+        positions = positions[positions > 0]
+        if positions.size == 0:
+            return None
+        ids, counts = np.unique(np.asarray(self.reversed)[positions - 1], return_counts=True)
+        return Match(length, hi - lo, ids.astype(np.int64), counts)
+
+
+def buffer_match(buffer: np.ndarray) -> Match | None:
+    """The longest earlier occurrence of the buffer's end in the buffer itself, and its followers."""
+    if len(buffer) < 2:
+        return None
+    found = np.flatnonzero(buffer[:-1] == buffer[-1])
+    if found.size == 0:
+        return None
+    length = 1
+    while length < MAX_MATCH:
+        deeper = found[found >= length]
+        deeper = deeper[buffer[deeper - length] == buffer[-1 - length]]
+        if deeper.size == 0:
+            break
+        found, length = deeper, length + 1
+    ids, counts = np.unique(buffer[found + 1], return_counts=True)
+    return Match(length, int(found.size), ids.astype(np.int64), counts)
+
+
+@dataclass
+class Gate:
+    """Per predictor (buffer, corpus): the log-odds slope a per matched token and the offset e."""
+
+    buffer: tuple[float, float] = (0.35, -3.0)
+    corpus: tuple[float, float] = (0.35, -3.5)
+    fitted_on: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"buffer": list(self.buffer), "corpus": list(self.corpus), "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> Gate:
+        if not isinstance(raw, dict):
+            return cls()
+        try:
+            return cls(tuple(map(float, raw["buffer"])), tuple(map(float, raw["corpus"])), raw.get("fitted_on", {}))
+        except (KeyError, TypeError, ValueError):
+            return cls()
+
+
+def log_odds(match: Match, a: float, e: float) -> float:
+    return math.log(match.count / match.distinct) + a * match.length + e
+
+
+def mix(logprobs: np.ndarray, matches: list[tuple[Match | None, tuple[float, float]]]) -> np.ndarray:
+    """The model's log-probabilities (vocab,) mixed with each predictor's follower distribution."""
+    found = [(m, log_odds(m, *params)) for m, params in matches if m is not None]
+    if not found:
+        return logprobs
+    weights = np.array([0.0] + [w for _, w in found])
+    weights = np.exp(weights - weights.max())
+    weights /= weights.sum()
+    probs = np.exp(logprobs) * weights[0]
+    for (m, _), weight in zip(found, weights[1:]):
+        probs[m.ids] += weight * m.counts / m.counts.sum()
+    with np.errstate(divide="ignore"):
+        return np.log(probs)

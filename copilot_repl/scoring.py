@@ -1,0 +1,98 @@
+"""Scoring text with and without retrieval: the model's log-probability of every token (sliding
+windows), what the two predictors offered at each position, the gate fitted to them, and bits/byte.
+
+Runs on the numpy runtime, so `eval` needs no torch. Positions can be an even sample of a split:
+the features are computed in Python, one position at a time (about 0.1 ms each).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from copilot_repl.retrieval import MAX_MATCH, CorpusIndex, Gate, Match, buffer_match
+
+BUFFER_LIMIT = 4096  # tokens of the same file the buffer cache looks back over when scoring
+
+
+def model_logprobs(runtime, tokens: np.ndarray, stride: int = 128) -> np.ndarray:
+    """log p(tokens[t] | what came before, up to one window) for t = 1 .. len-1: windows of the
+    model's size moved by `stride`, each scoring the tokens the previous one did not."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    block, out = runtime.block_size, np.zeros(len(tokens) - 1)
+    stride = max(1, min(stride, block // 2))
+    done = 0  # targets 1..done are scored
+    start = 0
+    while done < len(tokens) - 1:
+        window = tokens[start : start + block + 1]
+        logits = runtime.logits(window[None, :-1])[0].astype(np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        targets = window[1:]
+        first = done - start  # index within the window of the first target not yet scored
+        out[done : start + len(targets)] = logp[np.arange(first, len(targets)), targets[first:]]
+        done = start + len(targets)
+        start += stride
+    return out
+
+
+@dataclass
+class Features:
+    """Per scored position, per predictor: match length, log-odds base log(C/U), and p(target)."""
+
+    length: np.ndarray  # (positions, 2)
+    base: np.ndarray
+    p_target: np.ndarray
+
+    @classmethod
+    def compute(cls, tokens: np.ndarray, positions: np.ndarray, index: CorpusIndex | None, eot: int) -> Features:
+        tokens = np.asarray(tokens, dtype=np.int64)
+        doc_starts = np.flatnonzero(tokens == eot)
+        shape = (len(positions), 2)
+        length, base, p = np.zeros(shape), np.full(shape, -np.inf), np.zeros(shape)
+        for i, t in enumerate(positions):
+            d = doc_starts[np.searchsorted(doc_starts, t) - 1] if np.searchsorted(doc_starts, t) else 0
+            history = tokens[max(d, t - BUFFER_LIMIT) : t]
+            found: list[Match | None] = [buffer_match(history)]
+            found.append(index.match(tokens[max(d, t - MAX_MATCH) : t].tolist()) if index is not None else None)
+            for j, m in enumerate(found):
+                if m is not None:
+                    length[i, j], base[i, j] = m.length, math.log(m.count / m.distinct)
+                    hit = np.flatnonzero(m.ids == tokens[t])
+                    p[i, j] = m.counts[hit[0]] / m.counts.sum() if hit.size else 0.0
+        return cls(length, base, p)
+
+
+def mixed_logprobs(model_lp: np.ndarray, f: Features, gate: Gate) -> np.ndarray:
+    params = np.array([gate.buffer, gate.corpus])  # (2, [a, e])
+    w = np.concatenate([np.zeros((len(model_lp), 1)), f.base + params[:, 0] * f.length + params[:, 1]], axis=1)
+    w = np.exp(w - w.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    return np.log(w[:, 0] * np.exp(model_lp) + (w[:, 1:] * f.p_target).sum(axis=1) + 1e-300)
+
+
+def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300) -> Gate:
+    """a and e of both predictors by gradient ascent (Adam, numeric gradient) on the mean log-probability."""
+    theta = np.array([*Gate().buffer, *Gate().corpus], dtype=np.float64)
+    objective = lambda th: mixed_logprobs(model_lp, f, Gate((th[0], th[1]), (th[2], th[3]))).mean()  # noqa: E731
+    m, v, lr, h = np.zeros(4), np.zeros(4), 0.05, 1e-4
+    for step in range(1, steps + 1):
+        grad = np.array([(objective(theta + h * e) - objective(theta - h * e)) / (2 * h) for e in np.eye(4)])
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad**2
+        theta += lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+    return Gate((round(theta[0], 4), round(theta[1], 4)), (round(theta[2], 4), round(theta[3], 4)))
+
+
+def even_positions(n_tokens: int, limit: int | None) -> np.ndarray:
+    """Target positions 1..n-1, or an even spread of `limit` of them."""
+    positions = np.arange(1, n_tokens)
+    if limit and len(positions) > limit:
+        positions = positions[np.linspace(0, len(positions) - 1, limit).astype(np.int64)]
+    return positions
+
+
+def bits_per_byte(total_logprob_nats: float, n_bytes: int) -> float:
+    return -total_logprob_nats / math.log(2) / max(n_bytes, 1)
