@@ -34,7 +34,7 @@ def suffix_array(stream: np.ndarray, depth: int = MAX_MATCH) -> np.ndarray:
     """Positions of `stream` sorted by the `depth` tokens that start there (prefix doubling: each
     round sorts by twice as many tokens; ties beyond `depth` stay in any order)."""
     n = len(stream)
-    rank = stream.astype(np.int64) + 1  # 0 stands for "past the end"
+    rank = np.unique(stream, return_inverse=True)[1].astype(np.int64).reshape(-1) + 1  # dense, <= n; 0 is "past the end"
     k = 1
     while True:
         second = np.zeros(n, dtype=np.int64)
@@ -108,8 +108,6 @@ class CorpusIndex:
         lo, hi = int(self.buckets[context[-1]]), int(self.buckets[context[-1] + 1])
         length = 1
         for depth in range(1, min(MAX_MATCH, len(context))):
-            if hi - lo <= 1 and length >= 4:
-                break  # a single occurrence: one more token cannot change who follows
             a, b = self._narrow(lo, hi, depth, context[-1 - depth])
             if a == b:
                 break

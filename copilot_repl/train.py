@@ -112,6 +112,35 @@ def _optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.opti
     return optimizers
 
 
+GATE_POSITIONS = 16384  # validation tokens the retrieval gate is fitted on (a few seconds)
+
+
+def retrieval_for(model: GPT, splits: data.TokenSplits, tokenizer) -> tuple[dict, bytes]:
+    """The fitted gate (for checkpoint.json) and the training tokens the index is built from."""
+    import io
+
+    from copilot_repl.retrieval import CorpusIndex
+    from copilot_repl.runtime_numpy import NumpyGPT
+    from copilot_repl.scoring import Features, bits_per_byte, fit_gate, mixed_logprobs, model_logprobs
+
+    runtime = NumpyGPT(model.config, {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
+    val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
+    index = CorpusIndex.build(np.asarray(splits.train), tokenizer.vocab_size)
+    model_lp = model_logprobs(runtime, val)
+    features = Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id)
+    gate = fit_gate(model_lp, features, steps=150)
+    scale = splits.val_bytes * (len(val) - 1) / max(len(splits.val), 1)  # bytes behind the fitted tokens, roughly
+    gate.fitted_on = {
+        "split": "val",
+        "positions": len(val) - 1,
+        "bits_per_byte_model": round(bits_per_byte(model_lp.sum(), scale), 4),
+        "bits_per_byte_mixed": round(bits_per_byte(mixed_logprobs(model_lp, features, gate).sum(), scale), 4),
+    }
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(splits.train))
+    return gate.to_dict(), buffer.getvalue()
+
+
 def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
     """Train (or resume) a model and save it under paras/NAME; Ctrl-C saves before returning.
     Under torchrun every rank trains on its own batches; only rank 0 reports, evaluates and saves."""
@@ -195,7 +224,12 @@ def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.Wo
         loss, _ = mean_loss(model, splits.val, config.batch_size, windows)
         return bits_per_byte(loss, len(splits.val), splits.val_bytes)
 
-    def save(val_bpb: float) -> None:
+    def save(val_bpb: float, final: bool = False) -> None:
+        files = {"loss.png": loss_png(history)}
+        retrieval = {}
+        if final:  # completions copy from the training split, weighted by a gate fitted on the validation split
+            emit("status", message="indexing the training split and fitting the retrieval gate")
+            retrieval, files["index/tokens.npy"] = retrieval_for(model, splits, tokenizer)
         meta = {
             "train": asdict(config) | {"device": device},
             "corpus": corpus.describe() | {"tokens": {"train": len(splits.train), "val": len(splits.val)}},
@@ -209,8 +243,10 @@ def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.Wo
             "made_by": {"command": " ".join(["copilot-repl", *sys.argv[1:]]), "device": device, "device_reason": device_reason},
             "history": history,
         }
+        if retrieval:
+            meta["retrieval"] = retrieval
         opt_state = {"optimizer": [o.state_dict() for o in optimizers], "step": step, "elapsed": elapsed()}
-        checkpoint.save(out_dir, model, tokenizer, meta, opt_state, files={"loss.png": loss_png(history)})
+        checkpoint.save(out_dir, model, tokenizer, meta, opt_state, files=files)
         emit("saved", path=str(out_dir), step=step, val_bpb=val_bpb)
 
     start, start_step = time.perf_counter(), step
@@ -279,7 +315,7 @@ def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.Wo
         val_bpb = validate(None)
         final = {"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2)}
         history.append(final | {"val_bpb": round(val_bpb, 4)})
-        save(val_bpb)
+        save(val_bpb, final=True)
     distributed.barrier(world)  # nobody leaves before the checkpoint is on disk
     distributed.stop(world)
     return TrainResult(out_dir, step, val_bpb, tps(), interrupted, model)
