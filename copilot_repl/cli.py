@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="copilot-repl",
         description="Train a small GPT on Python code and use it as a completer.",
-        epilog="Commands (copilot-repl COMMAND --help): train, eval, models, tokenizers, show. "
+        epilog="Commands (copilot-repl COMMAND --help): train, eval, serve, models, tokenizers, show. "
         "Without --once or a command: the interactive REPL (batch mode when stdin is not a terminal).",
     )
     p.add_argument("--once", metavar="PROMPT", help="print one completion of PROMPT (- reads stdin) and exit")

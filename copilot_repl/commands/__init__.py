@@ -1,7 +1,7 @@
 """The command layer (litecli's `special_command` layout): `registry` is the leaf that holds the
-commands and their parsers; `models` and `session` register them when this package is imported."""
+commands and their parsers; `models`, `session` and `serve` register them when this package is imported."""
 
-from copilot_repl.commands import models, session  # noqa: F401  (registration)
+from copilot_repl.commands import models, serve, session  # noqa: F401  (registration)
 from copilot_repl.commands.registry import (
     COMMANDS,
     Command,

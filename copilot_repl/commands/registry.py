@@ -52,6 +52,7 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[Session, argparse.Namespace, Any], None]
     repl_only: bool = False  # meaningless as a shell subcommand (:more, :edit, ...)
+    shell_only: bool = False  # meaningless inside the REPL (serve)
     needs_model: bool = True  # the REPL waits for the background model load first
 
     def parser(self, prefix: str = ":") -> argparse.ArgumentParser:
@@ -76,7 +77,7 @@ def command(name: str, summary: str, add_arguments: Callable[[argparse.ArgumentP
 
 def parse_command(name: str, argv: list[str], prefix: str = ":") -> tuple[Command, argparse.Namespace]:
     """The command and its parsed arguments; only UsageError for anything a user can type."""
-    if name not in COMMANDS or (prefix != ":" and COMMANDS[name].repl_only):
+    if name not in COMMANDS or (COMMANDS[name].repl_only if prefix != ":" else COMMANDS[name].shell_only):
         raise UsageError(f"unknown command {prefix}{name}; {'copilot-repl --help' if prefix != ':' else ':help'} lists them")
     cmd = COMMANDS[name]
     try:

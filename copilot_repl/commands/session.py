@@ -26,7 +26,7 @@ def help_command(session: Session, args: argparse.Namespace, out: Output) -> Non
             raise UsageError(f"no command :{name}; :help lists them")
         out.result(COMMANDS[name].help())
         return
-    lines = [f":{c.name:<11} {c.summary}" for c in COMMANDS.values()]
+    lines = [f":{c.name:<11} {c.summary}" for c in COMMANDS.values() if not c.shell_only]
     lines += [
         "",
         "Anything else is Python to complete. Enter submits; Esc-Enter or Ctrl-J adds a line;",

@@ -1,0 +1,98 @@
+"""`copilot-repl serve` as editors use it: the official openai client against the real server process."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+
+from conftest import CLI, OUTSIDE
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", "--model", str(tiny_model)], stderr=subprocess.PIPE, text=True, cwd=OUTSIDE
+    )
+    line = proc.stderr.readline()
+    match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", line)
+    assert match, line + proc.stderr.read()
+    yield match.group(1), proc
+    if proc.poll() is None:
+        proc.kill()
+
+
+def client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key="not-needed", max_retries=0, timeout=60)
+
+
+def test_completions_with_the_openai_client(server):
+    url, _ = server
+    api = client(url)
+    (model,) = [m.id for m in api.models.list().data]
+    done = api.completions.create(model=model, prompt="def f(x):", max_tokens=8, temperature=0, seed=1)
+    assert done.choices[0].finish_reason in ("stop", "length") and done.usage.completion_tokens <= 8
+    again = api.completions.create(model=model, prompt="def f(x):", max_tokens=8, temperature=0, seed=1)
+    assert again.choices[0].text == done.choices[0].text
+    pieces = list(api.completions.create(model=model, prompt="def f(x):", max_tokens=8, temperature=0, seed=1, stream=True))
+    assert "".join(p.choices[0].text for p in pieces) == done.choices[0].text
+    assert pieces[-1].choices[0].finish_reason == done.choices[0].finish_reason
+    several = api.completions.create(model=model, prompt="x = ", max_tokens=5, n=3, seed=2)
+    assert [c.index for c in several.choices] == [0, 1, 2]
+    fill = api.completions.create(model=model, prompt="def f(x):\n    ", suffix="\n    return y\n", max_tokens=5)
+    assert fill.choices[0].finish_reason in ("stop", "length")
+
+
+def raw(url: str, body: bytes, path: str = "/v1/completions") -> tuple[int, dict]:
+    request = urllib.request.Request(url + path, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.mark.parametrize(
+    "body, status, param",
+    [
+        (b"{not json", 400, None),
+        (b"[1, 2]", 400, None),
+        (b'{"prompt": 5}', 400, "prompt"),
+        (b'{"prompt": "x", "max_tokens": "ten"}', 400, "max_tokens"),
+        (b'{"prompt": "x", "max_tokens": 100000}', 400, "max_tokens"),
+        (b'{"prompt": "x", "temperature": -1}', 400, "temperature"),
+        (b'{"prompt": "x", "stream": "yes"}', 400, "stream"),
+        (b'{"prompt": "x", "stop": [1]}', 400, "stop"),
+        (b'{"prompt": "x", "model": "no-such-model"}', 404, "model"),
+        (b"x" * (2 << 20), 413, None),
+    ],
+)
+def test_bad_requests_get_openai_shaped_errors_and_the_server_lives_on(server, body, status, param):
+    url, proc = server
+    code, payload = raw(url, body)
+    assert code == status and payload["error"]["param"] == param and payload["error"]["message"]
+    assert raw(url, b"", "/health")[0] == 200 or proc.poll() is None
+
+
+def test_sixteen_concurrent_requests_are_all_answered(server):
+    url, _ = server
+    api = client(url)
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: api.completions.create(model="tiny", prompt=f"x{i} = ", max_tokens=6), range(16)))
+    assert len(answers) == 16 and all(a.choices for a in answers)
+
+
+def test_sigterm_stops_the_server_cleanly(tiny_model):
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", "--model", str(tiny_model)], stderr=subprocess.PIPE, text=True, cwd=OUTSIDE
+    )
+    assert "serving" in proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0 and "Traceback" not in proc.stderr.read()
