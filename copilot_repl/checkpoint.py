@@ -200,7 +200,7 @@ def open_checkpoint(directory: Path) -> Opened:
 
 def _weight_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
     C = config.n_embd
-    shapes = {"wte.weight": (config.vocab_size, C)}
+    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (config.vocab_size, C)}
     for i in range(config.n_layer):
         shapes |= {
             f"blocks.{i}.attn.c_attn.weight": (3 * C, C),

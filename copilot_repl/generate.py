@@ -13,7 +13,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,7 +138,8 @@ class Stream:
     `result` is set once it is over, also when stopped early by `close()` or Ctrl-C."""
 
     def __init__(self, engine: Engine, request: Request):
-        self.engine, self.request, self.result = engine, request, None
+        self.engine, self.request = engine, request
+        self.result: Result | None = None
         self.done: Callable[[Result], None] | None = None  # told the result once (the session records its turn)
         s = request.sampling
         self.seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little")
@@ -185,7 +186,7 @@ class Stream:
         tok = self.engine.tokenizer
         if not self.engine.heal or self.request.suffix is not None or len(ids) < 2 or self.request.prompt[-1:].isspace():
             return ids, b""
-        word = re.search(r"\w*\Z", self.request.prompt).group(0).encode("utf-8")
+        word = re.findall(r"\w*\Z", self.request.prompt)[0].encode("utf-8")
         taken = 0
         removed = b""
         while taken < min(HEAL_TOKENS, len(ids) - 1):
@@ -206,7 +207,7 @@ class Stream:
         )
 
     # -- the loop ----------------------------------------------------------------------------------
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         engine, req, s = self.engine, self.request, self.request.sampling
         tok, runtime, rows = engine.tokenizer, engine.runtime, s.n
         window, buffer, primer, prompt_tokens, context_tokens, cropped = self._prompt_ids()

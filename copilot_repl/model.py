@@ -19,6 +19,9 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 class Rotary(nn.Module):
+    cos: torch.Tensor
+    sin: torch.Tensor
+
     def __init__(self, head_dim: int, max_len: int, base: float):
         super().__init__()
         inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
@@ -99,6 +102,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config, rotary) for _ in range(config.n_layer))
         self.apply(self._init_weights)
         for block in self.blocks:  # every block starts as the identity
+            assert isinstance(block, Block)
             nn.init.zeros_(block.attn.c_proj.weight)
             nn.init.zeros_(block.mlp.c_proj.weight)
 

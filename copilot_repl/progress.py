@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from copilot_repl.plot import terminal_curve
 
@@ -58,7 +58,7 @@ def rich_progress(console) -> Callable[[str, dict], None]:
         console=console,
         transient=False,
     )
-    state = {"task": None, "val": ""}
+    state: dict[str, Any] = {"task": None, "val": ""}
 
     def callback(event: str, info: dict) -> None:
         if event == "start":

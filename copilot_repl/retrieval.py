@@ -66,7 +66,7 @@ class Match:
 class CorpusIndex:
     def __init__(self, reversed_tokens: np.ndarray, suffixes: np.ndarray, vocab_size: int):
         self.reversed, self.suffixes, self.n = reversed_tokens, suffixes, len(reversed_tokens)
-        self._r, self._sa = memoryview(np.ascontiguousarray(reversed_tokens)), memoryview(np.ascontiguousarray(suffixes))
+        self._r, self._sa = np.ascontiguousarray(reversed_tokens).data, np.ascontiguousarray(suffixes).data  # fast scalar reads
         firsts = np.asarray(reversed_tokens)[np.asarray(suffixes)]
         self.buckets = np.searchsorted(firsts, np.arange(vocab_size + 1))  # the range of each first token
 
@@ -160,7 +160,8 @@ class Gate:
         if not isinstance(raw, dict):
             return cls()
         try:
-            return cls(tuple(map(float, raw["buffer"])), tuple(map(float, raw["corpus"])), raw.get("fitted_on", {}))
+            (a, e), (c, f) = raw["buffer"], raw["corpus"]
+            return cls((float(a), float(e)), (float(c), float(f)), raw.get("fitted_on", {}))
         except (KeyError, TypeError, ValueError):
             return cls()
 

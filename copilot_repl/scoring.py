@@ -94,5 +94,5 @@ def even_positions(n_tokens: int, limit: int | None) -> np.ndarray:
     return positions
 
 
-def bits_per_byte(total_logprob_nats: float, n_bytes: int) -> float:
+def bits_per_byte(total_logprob_nats: float, n_bytes: float) -> float:
     return -total_logprob_nats / math.log(2) / max(n_bytes, 1)

@@ -58,7 +58,7 @@ def parse_completion_request(body: Any, base: Sampling, model_id: str) -> tuple[
     stops = [stop] if isinstance(stop, str) else stop or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops) or len(stops) > MAX_STOPS:
         raise BadRequest(400, f"'stop' must be a string or a list of at most {MAX_STOPS} strings", "stop")
-    values = {"stop": stops} if stops else {}
+    values: dict[str, Any] = {"stop": stops} if stops else {}
     for name, kinds in (
         ("max_tokens", (int,)),
         ("temperature", (int, float)),

@@ -6,9 +6,10 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,7 +105,9 @@ def _optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.opti
         {"params": decay, "weight_decay": config.weight_decay, "peak_lr": config.lr},
         {"params": rest, "weight_decay": 0.0, "peak_lr": config.lr},
     ]
-    optimizers = [torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))]
+    optimizers: list[torch.optim.Optimizer] = [
+        torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
+    ]
     if hidden:
         muon = torch.optim.Muon(hidden, lr=config.muon_lr, weight_decay=config.weight_decay)
         muon.param_groups[0]["peak_lr"] = config.muon_lr
@@ -141,7 +144,7 @@ def retrieval_for(model: GPT, splits: data.TokenSplits, tokenizer) -> tuple[dict
     return gate.to_dict(), buffer.getvalue()
 
 
-def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
+def train(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train (or resume) a model and save it under paras/NAME; Ctrl-C saves before returning.
     Under torchrun every rank trains on its own batches; only rank 0 reports, evaluates and saves."""
     world = distributed.world_from_env()
@@ -150,7 +153,7 @@ def train(config: TrainConfig, callbacks: list[Callback] = ()) -> TrainResult:
         return _train(config, callbacks, world, out_dir)
 
 
-def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.World, out_dir: Path) -> TrainResult:
+def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distributed.World, out_dir: Path) -> TrainResult:
     emit = lambda event, **info: [cb(event, info) for cb in callbacks if world.is_main]  # noqa: E731
     state = None
     if config.resume:
@@ -198,8 +201,8 @@ def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.Wo
             optimizer.load_state_dict(saved_state)
         step, elapsed_before = int(state["step"]), float(state["elapsed"])
         history = checkpoint.read_meta(out_dir).get("history", [])
-    eager_model = DistributedDataParallel(model, device_ids=[world.local_rank] if cuda else None) if world.enabled else model
-    step_model = torch.compile(eager_model) if config.compile else eager_model
+    eager_model: Any = DistributedDataParallel(model, device_ids=[world.local_rank] if cuda else None) if world.enabled else model
+    step_model: Callable = torch.compile(eager_model) if config.compile else eager_model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
 
     tokens_per_step = config.batch_size * config.block_size * config.grad_accum * world.size
@@ -226,7 +229,7 @@ def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.Wo
 
     def save(val_bpb: float, final: bool = False) -> None:
         files = {"loss.png": loss_png(history)}
-        retrieval = {}
+        retrieval: dict = {}
         if final:  # completions copy from the training split, weighted by a gate fitted on the validation split
             emit("status", message="indexing the training split and fitting the retrieval gate")
             retrieval, files["index/tokens.npy"] = retrieval_for(model, splits, tokenizer)
@@ -283,7 +286,7 @@ def _train(config: TrainConfig, callbacks: list[Callback], world: distributed.Wo
 
     try:
         while True:
-            progress = step / total_steps if total_steps else distributed.agree_max(world, elapsed() / config.time)
+            progress = step / total_steps if total_steps else distributed.agree_max(world, elapsed() / (config.time or 1.0))
             if progress >= 1.0:
                 break
             lr = lr_at(config, step, progress)

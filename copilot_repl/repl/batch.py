@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from copilot_repl.commands import Quit, run_line
 from copilot_repl.errors import CopilotReplError, UsageError
@@ -20,7 +20,7 @@ from copilot_repl.fim import FILL_MARKER
 class BatchOutput:
     def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, json_mode: bool = False):
         self.out, self.err, self.json_mode = out, err, json_mode
-        self.session = None
+        self.session: Any = None  # set by batch(): the records name its model
 
     def result(self, text: str) -> None:
         print(text, file=self.out, flush=True)

@@ -58,9 +58,9 @@ class ReplCompleter(Completer):
                     if flag.startswith(current):
                         yield Completion(flag, -len(current), display_meta=action.help or "")
             return
-        action = next((a for a in parser._actions if previous in a.option_strings), None)
-        if action is not None and action.choices:
-            yield from (Completion(c, -len(current)) for c in action.choices if c.startswith(current))
+        taking = next((a for a in parser._actions if previous in a.option_strings), None)
+        if taking is not None and taking.choices:
+            yield from (Completion(c, -len(current)) for c in taking.choices if c.startswith(current))
             return
         if previous == "--tokenizer":
             from copilot_repl.plugins import registered_tokenizers

@@ -24,7 +24,7 @@ class SafeFileHistory(FileHistory):
 
     def store_string(self, string: str) -> None:
         try:
-            Path(self.filename).parent.mkdir(parents=True, exist_ok=True)
+            Path(str(self.filename)).parent.mkdir(parents=True, exist_ok=True)
             super().store_string(string)
         except OSError:
             pass
