@@ -26,7 +26,10 @@ def suites(quick: bool) -> dict:
         "data": lambda: {**data_speed.encode_speed(), **data_speed.cached_start()},
         "memory": lambda: memory.memory(200 if quick else 1000),
         "quality": lambda: quality.quality(60 if quick else 600, [0] if quick else [0, 1, 2]),
-        "completion": lambda: completion.line_completion(100 if quick else 500),
+        "completion": lambda: {
+            **completion.line_completion(200 if quick else 1000),
+            **completion.loops_and_cost(1 if quick else 3),
+        },
     }
 
 

@@ -1,7 +1,12 @@
-"""Line completion on held-out code: cut held-out stdlib files at random points inside lines and ask
-for the rest of the line. Our model against two baselines written here: the most similar earlier line
-of the same file, and a token n-gram model (4-gram with back-off) over the training split. Our model
-also runs without token healing, to show what that is worth on cuts inside words."""
+"""What a user sees of completions, measured side by side in one run.
+
+- Line completion: files of a package that no corpus holds (`rich`, installed with us) cut at random
+  points inside lines; the rest of the line, greedy. Ours with retrieval (the training index and the
+  buffer cache over the file so far), the model alone, without token healing, and two baselines
+  written here: the most similar earlier line, and a token 4-gram model over the training split.
+- Loops: 24 everyday prompts at the default settings; a completion loops when a non-blank line
+  appears 3+ times or one 3-word phrase fills more than half of it.
+- The mixture's cost per generated token: the same completions with and without retrieval."""
 
 from __future__ import annotations
 
@@ -9,13 +14,45 @@ import difflib
 import random
 import re
 import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from copilot_repl import checkpoint, data
-from copilot_repl.best_of import syntax_ok
-from copilot_repl.generate import Completion
+from copilot_repl.engine import load_engine
+from copilot_repl.generate import Engine, Request, syntax_ok
+from copilot_repl.retrieval import Gate
 from copilot_repl.settings import Sampling
+
+UNSEEN = "rich"  # a package installed with copilot-repl and in no training corpus
+EVERYDAY = [
+    "import os",
+    "import numpy as np",
+    "class Stack:",
+    "def fib(n):",
+    "for i in range(10):",
+    "with open(path) as f:",
+    "def __init__(self, name):",
+    "if __name__ == '__main__':",
+    "try:",
+    "def read_file(path):",
+    "result = []",
+    "class Config:",
+    "def main():",
+    "while True:",
+    "def add(a, b):",
+    "import sys",
+    "from pathlib import Path",
+    "def is_even(n):",
+    "x = [i * i for i in",
+    "def parse_args():",
+    "def __repr__(self):",
+    "lines = text.splitlines()",
+    "def test_add():",
+    "async def fetch(url):",
+]
 
 CONTEXT_CHARS = 2000
 
@@ -92,14 +129,35 @@ class NGram:
         return out.decode("utf-8", errors="replace").split("\n")[0]
 
 
-def ours(loaded, heal: bool = True):
+OFF = Gate((0.0, -1e9), (0.0, -1e9))  # neither predictor ever gets weight
+
+
+def ours(engine: Engine):
     sampling = Sampling(temperature=0, max_tokens=48, stop_mode="line")
 
     def complete(prompt: str) -> str:
-        c = Completion(loaded.model, loaded.tokenizer, prompt, sampling, heal=heal)
-        return "".join(c).split("\n")[0]
+        context, _, line = prompt.rpartition("\n")  # the file so far is context: it feeds the buffer cache
+        text = "".join(engine.complete(Request(line, context=context + "\n" if context else "", sampling=sampling)))
+        return text.split("\n")[0]
 
     return complete
+
+
+def loops(text: str) -> bool:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if any(lines.count(line) >= 3 for line in lines):
+        return True
+    words = re.findall(r"\w+|[^\w\s]", text)
+    grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+    top = max((grams.count(g) for g in set(grams)), default=0)
+    return top >= 2 and top * 3 > len(words) / 2  # one phrase, repeated, fills more than half
+
+
+def loop_rate(engine: Engine, sampling: Sampling, seeds: range) -> float:
+    outputs = [
+        engine.complete(Request(p, sampling=replace(sampling, seed=seed))).finish().text for p in EVERYDAY for seed in seeds
+    ]
+    return statistics.mean(loops(o) for o in outputs)
 
 
 def repeats(text: str) -> bool:
@@ -119,17 +177,45 @@ def score(complete, pairs) -> dict:
 
 
 def line_completion(count: int = 500, model: str | None = None) -> dict:
-    loaded = checkpoint.load(checkpoint.resolve(model))
-    corpus = data.gather(loaded.meta.get("corpus", {}).get("spec") or ["stdlib"])
-    pairs = cut_points(corpus.val, count)
-    train_tokens = data.encode_docs(loaded.tokenizer, corpus.train, np.int64)
-    result = {"cut_points": count}
+    import importlib
+
+    engine, opened = load_engine(checkpoint.resolve(model))
+    alone = replace(engine, indexes=[], gate=OFF)
+    package = Path(importlib.import_module(UNSEEN).__file__).parent
+    unseen = data.gather([str(package)])
+    pairs = cut_points(unseen.train + unseen.val, count)
+    train = np.asarray(engine.indexes[0].reversed[::-1]) if engine.indexes else np.zeros(1, dtype=np.int64)
+    result: dict = {"cut_points": count, "package": UNSEEN}
     for name, complete in (
-        ("ours", ours(loaded)),
-        ("ours_without_token_healing", ours(loaded, heal=False)),
+        ("ours", ours(engine)),
+        ("model_alone", ours(alone)),
+        ("ours_without_token_healing", ours(replace(engine, heal=False))),
         ("similar_line", similar_line),
-        ("ngram", NGram(loaded.tokenizer, train_tokens).complete),
+        ("ngram", NGram(opened.tokenizer, train).complete),
     ):
         for metric, value in score(complete, pairs).items():
             result[f"{name}_{metric}"] = value
+    return result
+
+
+def loops_and_cost(seeds: int = 3) -> dict:
+    """Loop rates at the default settings, and the retrieval mixture's cost per token, side by side."""
+    engine = load_engine(checkpoint.shipped_default())[0]
+    alone = replace(engine, indexes=[], gate=OFF)
+    default = Sampling()
+    result = {
+        "loops_default": loop_rate(engine, default, range(seeds)),
+        "loops_model_alone_no_penalty": loop_rate(alone, replace(default, repeat_penalty=1.0), range(seeds)),
+        "loops_greedy": loop_rate(engine, replace(default, temperature=0), range(1)),
+    }
+    fixed = Sampling(temperature=0, max_tokens=64, stop_mode="none", repeat_penalty=1.0)
+    per_token = {}
+    for name, e in (("with_retrieval", engine), ("model_alone", alone)) * 2:  # interleaved, the second round counts
+        tokens, start = 0, time.perf_counter()
+        for prompt in EVERYDAY[:8]:
+            tokens += e.complete(Request(prompt, sampling=fixed)).finish().tokens
+        per_token[name] = (time.perf_counter() - start) / tokens
+    result["ms_per_token_with_retrieval"] = per_token["with_retrieval"] * 1e3
+    result["ms_per_token_model_alone"] = per_token["model_alone"] * 1e3
+    result["mixture_ms_per_token"] = (per_token["with_retrieval"] - per_token["model_alone"]) * 1e3
     return result

@@ -218,7 +218,8 @@ class Stream:
         banned[[i for name, i in tok.special_ids.items() if name != EOT]] = True
         banned[tok.vocab_size :] = True
         pendings = [pending] * rows  # per row: the healed bytes it has yet to write again
-        rules = [StopRules(req.prompt, s.stop, "none" if req.suffix is not None else s.stop_mode) for _ in range(rows)]
+        mode = "none" if req.suffix is not None else s.stop_mode
+        rules = [StopRules(req.prompt, s.stop, mode, repeats=s.stop_mode != "none") for _ in range(rows)]
         decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in range(rows)]
         texts, reasons = [primer] * rows, [""] * rows
         counts, logprob_sums = [0] * rows, [0.0] * rows

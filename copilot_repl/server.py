@@ -165,6 +165,10 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise BadRequest(411, "a Content-Length header is required") from None
         if length > MAX_BODY:
+            if length <= 16 * MAX_BODY:  # read it anyway, so the client hears the answer rather than a broken pipe
+                self.rfile.read(length)
+            else:
+                self.close_connection = True
             raise BadRequest(413, f"the request body is over {MAX_BODY} bytes")
         try:
             return json.loads(self.rfile.read(length) or b"null")

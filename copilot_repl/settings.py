@@ -92,7 +92,12 @@ SETTINGS = {
         Setting("max_tokens", _number(int, 1, MAX_TOKENS_LIMIT), "longest completion, in tokens"),
         Setting("seed", _seed, "random seed for sampling (an integer, or `random`)"),
         Setting("stop", _stop, "extra stop strings, separated by |, escapes like \\n allowed; `none` clears"),
-        Setting("stop_mode", _choice(STOP_MODES), "block: stop when the prompt's block ends; line: at end of line", STOP_MODES),
+        Setting(
+            "stop_mode",
+            _choice(STOP_MODES),
+            "block: at the end of the prompt's block or statement; line: end of line; none: max_tokens, stop only",
+            STOP_MODES,
+        ),
         Setting("n", _number(int, 1, 16), "best-of-n: sample this many candidates, show the most likely valid one"),
     )
 }

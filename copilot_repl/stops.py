@@ -4,8 +4,9 @@ The block rule: a completion ends when the block the prompt opened is finished, 
 line that dedents back to the prompt's level (or, at top level, after a gap of two blank lines). A
 prompt that opens no block is a simple statement: the completion ends with that statement's line,
 unless the model's line opens a block, which then runs to its end.
-Repetition: a completion that writes a line it already wrote (or the prompt holds), or repeats one
-short phrase over and over within a line, is cut where the repetition starts. A tiny model that
+Repetition: a completion that writes a line it already wrote (or the prompt holds; a short line
+only on its third time), or repeats one short phrase over and over within a line, is cut where the
+repetition starts. A tiny model that
 starts looping never stops by itself, and people do not accept loops.
 Text that a stop might still cut (a trailing run of blank lines, a partial stop string) is held back,
 so what has been streamed never has to be taken back.
@@ -14,9 +15,11 @@ so what has been streamed never has to be taken back.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 TRAILING_BLANK = re.compile(r"\n\s*\Z")
 PHRASE_LOOP = re.compile(r"(\w.{1,39}?|.\w.{0,38}?)\1{2,}")  # one short phrase, three times in a row
+WORD = re.compile(r"\w+|[^\w\s]")
 MIN_REPEATED_LINE = 6  # shorter lines (`pass`, `else:`, `)`) repeat in real code
 STOP_MODES = ("block", "line", "none")
 
@@ -75,10 +78,18 @@ def _statement_end(head: str, text: str) -> int | None:
     return None
 
 
+def _phrase_dominates(text: str) -> bool:
+    """One three-word phrase, over and over, is more than half of `text` (a loop across lines)."""
+    words = WORD.findall(text)
+    grams = Counter(zip(words, words[1:], words[2:]))
+    top = max(grams.values(), default=0)
+    return top >= 4 and top * 3 > len(words) / 2
+
+
 def repetition_cut(text: str, earlier: set[str]) -> int | None:
     """Where the completion `text` starts repeating itself: a finished line it (or the prompt, whose
     stripped lines are `earlier`) already holds, or a phrase looping inside the last line."""
-    seen, start = set(earlier), 0
+    seen, start, short = set(earlier), 0, {}
     while True:
         end = text.find("\n", start)
         line = (text[start:] if end < 0 else text[start:end]).strip()
@@ -91,6 +102,12 @@ def repetition_cut(text: str, earlier: set[str]) -> int | None:
             if line in seen:
                 return start
             seen.add(line)
+        elif line:  # a short line may repeat, but not a third time
+            short[line] = short.get(line, 0) + 1
+            if short[line] >= 3:
+                return start
+        if start and _phrase_dominates(text[: end + 1]):
+            return start
         start = end + 1
 
 

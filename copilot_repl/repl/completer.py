@@ -33,7 +33,7 @@ class ReplCompleter(Completer):
         current = words[-1]
         if len(words) == 1:
             for name in COMMANDS:
-                if name.startswith(current):
+                if name.startswith(current) and not COMMANDS[name].shell_only:
                     yield Completion(name, -len(current), display=prefix + name, display_meta=COMMANDS[name].summary)
             return
         name = words[0]
