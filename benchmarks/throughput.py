@@ -10,9 +10,8 @@ import torch
 import torch.nn as nn
 
 from benchmarks.reference import RefGPT
-from copilot_repl.generate import token_stream
 from copilot_repl.model import GPT, GPTConfig, KVCache
-from copilot_repl.settings import Sampling
+from copilot_repl.runtime_numpy import NumpyGPT
 
 SHAPE = dict(vocab_size=256, block_size=128, layers=6, heads=4, dim=256)  # the issue's peer shape: characters
 BATCH = 16
@@ -103,17 +102,16 @@ def training(shape: dict = SHAPE, steps: int = 8, rounds: int = 3) -> dict:
     return result
 
 
-def _ours(model: GPT, prompt: torch.Tensor, new: int) -> None:
-    """The path a completion takes: prompt through `GPT.forward`, then the float16 Decoder, greedy."""
-    stream = token_stream(model, prompt[0].tolist(), Sampling(temperature=0.0, seed=0), banned=[])
-    for _, _ in zip(range(new), stream):
-        pass
-    stream.close()
+def _ours(runtime: NumpyGPT, prompt: torch.Tensor, new: int) -> None:
+    """The path a completion takes on a CPU: the numpy runtime, prefill then one step per token, greedy."""
+    logits = runtime.prefill(prompt.numpy())
+    for _ in range(new):
+        logits = runtime.step(logits.argmax(-1))
 
 
 @torch.inference_mode()
 def _ours_forward_cached(model: GPT, prompt: torch.Tensor, new: int) -> None:
-    """Every new token through `GPT.forward` with the KV cache, in float32: what the Decoder replaces."""
+    """Every new token through `GPT.forward` with the KV cache, in float32: the torch path (GPUs use it)."""
     cache = KVCache(model.config, 1, "cpu", torch.float32)
     logits, _ = model(prompt, cache=cache)
     for _ in range(new):
@@ -134,16 +132,17 @@ def _hf_generate(model, new: int):
 
 
 def generation(shape: dict | None = None, prompt_len: int = 16, new: int = 128, rounds: int = 3) -> dict:
-    """Tokens/s at batch 1: our generation path, our float32 loops with and without the KV cache, and
-    transformers' generate() with float32 weights and with float16 weights (ours reads float16 copies)."""
+    """Tokens/s at batch 1: our CPU path (the numpy runtime), the torch model with and without the KV
+    cache, and transformers' generate() with float32 and float16 weights."""
     shape = shape or {**SHAPE, "block_size": 256}
     made = builders(shape)
     ours = made["ours"]().eval()
     for block in ours.blocks:  # trained-like weights: zero projections would make every step trivially equal
         nn.init.normal_(block.attn.c_proj.weight, std=0.02)
         nn.init.normal_(block.mlp.c_proj.weight, std=0.02)
+    numpy_runtime = NumpyGPT(ours.config, {k: v.detach().numpy() for k, v in ours.state_dict().items()})
     runners = {
-        "ours": lambda p: _ours(ours, p, new),
+        "ours": lambda p: _ours(numpy_runtime, p, new),
         "forward_cached": lambda p: _ours_forward_cached(ours, p, new),
         "uncached": lambda p: _ours_uncached(ours, p, new),
     }

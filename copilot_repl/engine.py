@@ -40,13 +40,15 @@ def training_index(opened: checkpoint.Opened) -> CorpusIndex | None:
     directory = opened.directory / INDEX_DIR
     if not (directory / TOKENS).is_file():
         return None
-    if (directory / SUFFIXES).is_file():
-        return CorpusIndex.load(directory, opened.tokenizer.vocab_size)
     from copilot_repl.data import cache_dir
 
-    digest = hashlib.sha256((directory / TOKENS).read_bytes()).hexdigest()[:16]
+    stat = (directory / TOKENS).stat()  # the file's identity, cheaply: hashing 7 MB would cost each --once 20 ms
+    key = f"{directory.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{opened.tokenizer.vocab_size}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     cached = cache_dir() / "index" / digest
     try:
+        if (directory / SUFFIXES).is_file():
+            return CorpusIndex.load(directory, opened.tokenizer.vocab_size)
         if (cached / SUFFIXES).is_file():
             return CorpusIndex.load(cached, opened.tokenizer.vocab_size)
         index = CorpusIndex.load(directory, opened.tokenizer.vocab_size)

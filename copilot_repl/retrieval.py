@@ -28,6 +28,7 @@ import numpy as np
 MAX_MATCH = 16  # tokens; longer matches add little and cost time
 MAX_FOLLOWERS = 2048  # occurrences whose followers are counted (an even sample beyond that)
 TOKENS, SUFFIXES = "tokens.npy", "suffixes.npy"
+REVERSED, BUCKETS = "reversed.npy", "buckets.npy"  # derived, saved beside the suffix array so loading maps, never computes
 
 
 def suffix_array(stream: np.ndarray, depth: int = MAX_MATCH) -> np.ndarray:
@@ -64,11 +65,12 @@ class Match:
 
 
 class CorpusIndex:
-    def __init__(self, reversed_tokens: np.ndarray, suffixes: np.ndarray, vocab_size: int):
+    def __init__(self, reversed_tokens: np.ndarray, suffixes: np.ndarray, vocab_size: int, buckets: np.ndarray | None = None):
         self.reversed, self.suffixes, self.n = reversed_tokens, suffixes, len(reversed_tokens)
-        self._r, self._sa = np.ascontiguousarray(reversed_tokens).data, np.ascontiguousarray(suffixes).data  # fast scalar reads
-        firsts = np.asarray(reversed_tokens)[np.asarray(suffixes)]
-        self.buckets = np.searchsorted(firsts, np.arange(vocab_size + 1))  # the range of each first token
+        self._r, self._sa = reversed_tokens.data, suffixes.data  # memoryviews: fast scalar reads
+        if buckets is None:  # the range of the suffix array that starts with each token
+            buckets = np.searchsorted(reversed_tokens[suffixes], np.arange(vocab_size + 1))
+        self.buckets = buckets
 
     @classmethod
     def build(cls, tokens: np.ndarray, vocab_size: int) -> CorpusIndex:
@@ -85,14 +87,20 @@ class CorpusIndex:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        np.save(directory / TOKENS, np.ascontiguousarray(self.reversed[::-1]))
-        np.save(directory / SUFFIXES, np.asarray(self.suffixes))
+        for name, array in ((REVERSED, self.reversed), (SUFFIXES, self.suffixes), (BUCKETS, self.buckets)):
+            np.save(directory / name, np.asarray(array))
 
     @classmethod
     def load(cls, directory: Path, vocab_size: int) -> CorpusIndex:
-        tokens = np.load(directory / TOKENS, mmap_mode="r")
+        """A saved index (memory-mapped), or one built from the tokens a checkpoint ships."""
         if (directory / SUFFIXES).is_file():
-            return cls(np.ascontiguousarray(tokens[::-1]), np.load(directory / SUFFIXES, mmap_mode="r"), vocab_size)
+            mapped = [np.load(directory / name, mmap_mode="r") for name in (REVERSED, SUFFIXES, BUCKETS)]
+            if len(mapped[2]) != vocab_size + 1:
+                raise ValueError(f"the index was built for {len(mapped[2]) - 1} token ids, the tokenizer has {vocab_size}")
+            return cls(mapped[0], mapped[1], vocab_size, mapped[2])
+        tokens = np.load(directory / TOKENS, mmap_mode="r")
+        if len(tokens) and int(tokens.max()) >= vocab_size:
+            raise ValueError(f"its tokens reach id {int(tokens.max())}, beyond this tokenizer's {vocab_size} ids")
         return cls.build(tokens, vocab_size)
 
     def _narrow(self, lo: int, hi: int, depth: int, token: int) -> tuple[int, int]:
