@@ -89,7 +89,7 @@ def _phrase_dominates(text: str) -> bool:
 def repetition_cut(text: str, earlier: set[str]) -> int | None:
     """Where the completion `text` starts repeating itself: a finished line it (or the prompt, whose
     stripped lines are `earlier`) already holds, or a phrase looping inside the last line."""
-    seen, start, short = set(earlier), 0, {}
+    seen, start, short = set(earlier), 0, Counter[str]()
     while True:
         end = text.find("\n", start)
         line = (text[start:] if end < 0 else text[start:end]).strip()
@@ -103,7 +103,7 @@ def repetition_cut(text: str, earlier: set[str]) -> int | None:
                 return start
             seen.add(line)
         elif line:  # a short line may repeat, but not a third time
-            short[line] = short.get(line, 0) + 1
+            short[line] += 1
             if short[line] >= 3:
                 return start
         if start and _phrase_dominates(text[: end + 1]):
