@@ -24,6 +24,9 @@ from copilot_repl.plot import loss_png
 from copilot_repl.tokenizer import tokenizer_class
 
 
+WARMUP_SHARE = 0.05  # of a run: the warm-up never takes longer
+
+
 @dataclass
 class TrainConfig:
     corpus: list[str] = field(default_factory=lambda: ["stdlib"])
@@ -85,8 +88,10 @@ Callback = Callable[[str, dict], None]
 
 def lr_at(config: TrainConfig, step: int, progress: float) -> float:
     """Linear warm-up, a flat middle, then linear decay over the last `cooldown` of the run.
-    `progress` may come from steps or from elapsed time, so a time budget gets a full schedule."""
-    warm = min(1.0, (step + 1) / config.warmup)
+    `progress` may come from steps or from elapsed time, so a time budget gets a full schedule. The
+    warm-up ends after `warmup` steps or `WARMUP_SHARE` of the run, whichever comes first, so a short
+    run (30 s here is 15 steps) still reaches its learning rate."""
+    warm = min(1.0, max((step + 1) / config.warmup, progress / WARMUP_SHARE))
     decay = min(1.0, max(0.05, (1.0 - progress) / config.cooldown))
     return config.lr * warm * decay
 
