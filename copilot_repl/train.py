@@ -23,7 +23,6 @@ from copilot_repl.model import GPT, GPTConfig
 from copilot_repl.plot import loss_png
 from copilot_repl.tokenizer import tokenizer_class
 
-
 WARMUP_SHARE = 0.05  # of a run: the warm-up never takes longer
 
 
