@@ -28,7 +28,7 @@ def suites(quick: bool) -> dict:
         "quality": lambda: quality.quality(60 if quick else 600, [0] if quick else [0, 1, 2]),
         "completion": lambda: {
             **completion.line_completion(200 if quick else 1000),
-            **completion.loops_and_cost(1 if quick else 3),
+            **completion.loops_and_cost(1 if quick else 8),
         },
     }
 

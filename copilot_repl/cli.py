@@ -7,11 +7,9 @@ those go to stderr, and only when it is a terminal. Errors are one line on stder
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 from copilot_repl import __version__
 from copilot_repl.errors import CopilotReplError, UsageError
@@ -101,37 +99,13 @@ class ShellOutput:
 
 
 def once(session, prompt: str, json_mode: bool, suffix: str | None = None) -> None:
+    from copilot_repl.repl.batch import BatchOutput
+
     if prompt == "-":  # bytes that are not UTF-8 become U+FFFD rather than an error
         prompt = sys.stdin.buffer.read().decode("utf-8", errors="replace")
     if suffix is not None and not session.trained_for_infill():
         print("note: this model was not trained with --fim-rate; expect a poor fill", file=sys.stderr)
-    stream = session.submit(prompt, suffix)
-    if json_mode:
-        print(json.dumps(session.record(stream.finish())))
-        return
-    try:
-        for piece in stream:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-    finally:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    result = stream.result
-    if sys.stderr.isatty():
-        if result.cropped_tokens:
-            print(f"note: prompt cropped: its first {result.cropped_tokens} tokens do not fit the context", file=sys.stderr)
-        print(f"\033[2m{stats(result)}\033[0m", file=sys.stderr)
-
-
-def stats(result) -> str:
-    return f"[{result.tokens} tokens, {result.tokens_per_second:.0f} tok/s, {result.stop_reason}]"
-
-
-def read_context(path: str) -> str:
-    try:
-        return Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise UsageError(f"--context {path}: {e.strerror or e}") from None
+    BatchOutput(session, json_mode=json_mode).show(session.submit(prompt, suffix))
 
 
 def _main(argv: list[str]) -> int:
@@ -142,7 +116,7 @@ def _main(argv: list[str]) -> int:
     args = parser.parse_args(global_argv)
     session = Session(model_ref=args.model, paras=args.paras, device=args.device, debug=args.debug)
     if args.context:
-        session.file_context = read_context(args.context)
+        session.use_context_file(args.context)
     if args.index:
         session.index_paths = list(args.index)
     config, warnings = read_config(config_path())

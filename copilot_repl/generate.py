@@ -224,7 +224,6 @@ class Stream:
         texts, reasons = [primer] * rows, [""] * rows
         counts, logprob_sums = [0] * rows, [0.0] * rows
         histories = [np.asarray(buffer, dtype=np.int64) for _ in range(rows)]
-        generated: list[list[int]] = [[] for _ in range(rows)]
         rng = np.random.default_rng(self.seed)
         start, shown = time.perf_counter(), 0
         logits = runtime.prefill(np.asarray([window] * rows))
@@ -233,11 +232,15 @@ class Stream:
             for _ in range(s.max_tokens):
                 logits = logits.astype(np.float64)
                 logits[:, banned] = -np.inf
-                recent = [g[-s.repeat_last_n :] if s.repeat_last_n else [] for g in generated]
-                logp = log_softmax(penalize(logits, recent, s.repeat_penalty))
+                logp = log_softmax(logits)
                 for row in range(rows):
                     logp[row] = self._mixed(logp[row], histories[row])
                     logp[row, banned] = -np.inf
+                # llama.cpp's repeat penalty over the last tokens, prompt included, after the mixture: copying
+                # from the index must not bring back the loop the penalty is there to stop
+                recent = [h[-s.repeat_last_n :].tolist() if s.repeat_last_n else [] for h in histories]
+                logp = log_softmax(penalize(logp, recent, s.repeat_penalty))
+                for row in range(rows):
                     if pendings[row]:
                         allowed = np.full(runtime.vocab_size, -np.inf)
                         allowed[self._agreeing(pendings[row])] = 0.0
@@ -249,7 +252,6 @@ class Stream:
                     token = int(tokens[row])
                     counts[row] += 1
                     logprob_sums[row] += float(logp[row, token])
-                    generated[row].append(token)
                     histories[row] = np.append(histories[row], token)
                     if token == tok.eot_id:
                         reasons[row] = "end of middle" if req.suffix is not None else "end of text"

@@ -158,6 +158,13 @@ class Session:
         note = f", {skipped} skipped" if skipped else ""
         return index, f"{len(texts)} files, {len(tokens):,} tokens{note}"
 
+    def use_context_file(self, path: str) -> None:
+        """`--context FILE`: the file an editor or script is working on comes before every prompt."""
+        try:
+            self.file_context = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise UsageError(f"--context {path}: {e.strerror or e}") from None
+
     def trained_for_infill(self) -> bool:
         return bool(self.model().meta.get("train", {}).get("fim_rate"))
 

@@ -20,7 +20,8 @@ from collections import Counter
 TRAILING_BLANK = re.compile(r"\n\s*\Z")
 PHRASE_LOOP = re.compile(r"(\w.{1,39}?|.\w.{0,38}?)\1{2,}")  # one short phrase, three times in a row
 WORD = re.compile(r"\w+|[^\w\s]")
-MIN_REPEATED_LINE = 6  # shorter lines (`pass`, `else:`, `)`) repeat in real code
+MIN_REPEATED_LINE = 6
+CLOSES = {")": "(", "]": "[", "}": "{"}  # shorter lines (`pass`, `else:`, `)`) repeat in real code
 STOP_MODES = ("block", "line", "none")
 
 
@@ -49,32 +50,45 @@ def _opens_block(line: str) -> bool:
 
 def _statement_end(head: str, text: str) -> int | None:
     """Where in `text` the logical line that `head` (the prompt's last line) begins ends: the first
-    newline, after some content, outside brackets and strings. A rough scanner, enough for a stop."""
-    depth, quote, content = 0, "", bool(head.strip())
-    source = head + text
-    i = len(head) if not quote else 0
-    for pos, char in enumerate(source):
+    newline after some content, outside brackets and strings; or a closing bracket of the wrong kind
+    (`[ ... )`), where the model has lost the statement. A rough scanner, enough for a stop."""
+    source, pos, stack, quote = head + text, 0, [], ""
+    content = bool(head.strip())
+    while pos < len(source):
+        char = source[pos]
         if quote:
             if char == "\\":
+                pos += 2
                 continue
-            if source.startswith(quote, pos) and (pos == 0 or source[pos - 1] != "\\"):
-                quote = ""
-            continue
+            if source.startswith(quote, pos):
+                pos, quote = pos + len(quote), ""
+                continue
+            if char != "\n" or len(quote) == 3:
+                pos += 1
+                continue
+            quote = ""  # a one-line string cannot go on past its line
         if char == "#":
             end = source.find("\n", pos)
             if end < 0:
                 return None
-            char, pos = "\n", end
+            pos = end
+            continue
         if char in "\"'":
-            quote = source[pos : pos + 3] if source[pos : pos + 3] in ('"""', "'''") else char
-        elif char in "([{":
-            depth += 1
+            quote = source[pos : pos + 3] if source[pos : pos + 3] in ('"""', "\'\'\'") else char
+            pos, content = pos + len(quote), True
+            continue
+        if char in "([{":
+            stack.append(char)
         elif char in ")]}":
-            depth = max(0, depth - 1)
-        elif char == "\n" and pos >= i and depth == 0 and content and source[pos - 1 : pos] != "\\":
+            if stack and stack[-1] == CLOSES[char]:
+                stack.pop()
+            elif stack and pos >= len(head):
+                return pos - len(head)
+        elif char == "\n" and pos >= len(head) and not stack and content and source[pos - 1 : pos] != "\\":
             return pos - len(head)
         elif not char.isspace():
             content = True
+        pos += 1
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TextIO
 
 from copilot_repl.commands import Quit, run_line
 from copilot_repl.errors import CopilotReplError, UsageError
@@ -18,9 +18,11 @@ from copilot_repl.fim import FILL_MARKER
 
 
 class BatchOutput:
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, json_mode: bool = False):
-        self.out, self.err, self.json_mode = out, err, json_mode
-        self.session: Any = None  # set by batch(): the records name its model
+    """Plain text (or one JSON record per completion) on stdout, for `--once` and batch mode alike;
+    notices, and on a terminal the statistics line, on stderr."""
+
+    def __init__(self, session, out: TextIO = sys.stdout, err: TextIO = sys.stderr, json_mode: bool = False):
+        self.session, self.out, self.err, self.json_mode = session, out, err, json_mode
 
     def result(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -44,6 +46,12 @@ class BatchOutput:
         finally:
             self.out.write("\n")
             self.out.flush()
+        if self.err.isatty():
+            from copilot_repl.repl.render import stats_line  # pygments: only for a terminal
+
+            if stream.result.cropped_tokens:
+                self.info(f"note: prompt cropped: its first {stream.result.cropped_tokens} tokens do not fit the context")
+            self.info(stats_line(stream.result))
 
     def show_candidate(self, turn) -> None:
         self.result(json.dumps({"completion": turn.text, "candidate": turn.shown + 1}) if self.json_mode else turn.text)
@@ -71,8 +79,7 @@ def logical_lines(lines: Iterable[str]):
 
 def batch(session, stdin: TextIO, json_mode: bool = False) -> int:
     """Each line goes on whatever the one before it did: an error is reported on its line, as in the REPL."""
-    out, failed = BatchOutput(json_mode=json_mode), False
-    out.session = session
+    out, failed = BatchOutput(session, json_mode=json_mode), False
     if hasattr(stdin, "reconfigure"):
         stdin.reconfigure(errors="replace")  # stray non-UTF-8 bytes must not end the run
     for line in logical_lines(stdin):
