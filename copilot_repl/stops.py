@@ -74,7 +74,7 @@ def _statement_end(head: str, text: str) -> int | None:
             pos = end
             continue
         if char in "\"'":
-            quote = source[pos : pos + 3] if source[pos : pos + 3] in ('"""', "\'\'\'") else char
+            quote = source[pos : pos + 3] if source[pos : pos + 3] in ('"""', "'''") else char
             pos, content = pos + len(quote), True
             continue
         if char in "([{":
