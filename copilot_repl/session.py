@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from copilot_repl.errors import UsageError
+from copilot_repl.errors import CorpusError, UsageError
 from copilot_repl.settings import SETTINGS, Sampling, parse_setting
 
 LAYERS = ("built-in", "config", "checkpoint", "flag", "set")
@@ -150,7 +150,10 @@ class Session:
         from copilot_repl import data
         from copilot_repl.retrieval import CorpusIndex
 
-        corpus = data.gather(paths)
+        try:
+            corpus = data.gather(paths)
+        except CorpusError as e:
+            raise CorpusError(f"index: {e}") from None
         texts = corpus.train + corpus.val
         tokens = data.encode_docs(engine.tokenizer, texts, "uint32")
         index = CorpusIndex.build(tokens, engine.tokenizer.vocab_size)
