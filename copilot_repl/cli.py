@@ -10,12 +10,14 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 from copilot_repl import __version__
 from copilot_repl.errors import CopilotReplError, UsageError
 from copilot_repl.settings import SETTINGS, parse_setting
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
+STARTED = time.perf_counter()  # as early as the console script gets: `train --time` budgets from here
 
 
 class _Parser(argparse.ArgumentParser):
@@ -129,6 +131,7 @@ def _main(argv: list[str]) -> int:
         if command_argv in (["--help"], ["-h"]):
             print(COMMANDS[name].help(prefix="copilot-repl "))
             return 0
+        session.command_started = STARTED
         run_command(session, name, command_argv, ShellOutput(args.json), prefix="copilot-repl ")
         return 0
     if args.once is not None:

@@ -85,6 +85,7 @@ class Session:
     chat: bool = True  # False for --once: no session context, only what --context gives
     file_context: str = ""  # --context FILE
     index_paths: list[str] = field(default_factory=list)  # --index / :index: the user's own code
+    command_started: float | None = None  # for a shell subcommand: when the process started (--time counts from it)
     trained_indexes: list = field(default_factory=list)  # the index saved with the model
 
     @property

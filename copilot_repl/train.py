@@ -49,7 +49,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step; gradients are all-reduced once per step
     fim_rate: float = 0.5  # share of windows rearranged for fill-in-the-middle; costs 0.7% left-to-right
     eval_every: int = 200  # steps
-    eval_windows: int = 64  # context windows per periodic validation; the final one reads them all
+    eval_windows: int = 64  # context windows per periodic validation; the final one reads up to FINAL_EVAL_WINDOWS
     seed: int = 1337
     name: str = "model"
     paras: str | None = None
@@ -120,21 +120,30 @@ def _optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.opti
 
 
 GATE_POSITIONS = 16384  # validation tokens the retrieval gate is fitted on (a few seconds)
+FINAL_EVAL_WINDOWS = 512  # the final validation reads at most this many windows (all of stdlib's held-out split)
+FINISH_SECONDS = 2.0  # fitting the gate's four numbers and saving, beyond reading windows
 
 
-def retrieval_for(model: GPT, splits: data.TokenSplits, tokenizer) -> tuple[dict, bytes]:
-    """The fitted gate (for checkpoint.json) and the training tokens the index is built from."""
-    import io
-
+def retrieval_features(splits: data.TokenSplits, tokenizer):
+    """What the two predictors offer at each fitting position of the validation split. It does not
+    depend on the model, so it is computed before training and counted in a --time budget."""
     from copilot_repl.retrieval import CorpusIndex
-    from copilot_repl.runtime_numpy import NumpyGPT
-    from copilot_repl.scoring import Features, bits_per_byte, fit_gate, mixed_logprobs, model_logprobs
+    from copilot_repl.scoring import Features
 
-    runtime = NumpyGPT(model.config, {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
     val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
     index = CorpusIndex.build(np.asarray(splits.train), tokenizer.vocab_size)
+    return val, Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id)
+
+
+def fit_retrieval(model: GPT, splits: data.TokenSplits, val: np.ndarray, features) -> tuple[dict, bytes]:
+    """The gate fitted to the trained model (for checkpoint.json) and the training tokens to index."""
+    import io
+
+    from copilot_repl.runtime_numpy import NumpyGPT
+    from copilot_repl.scoring import bits_per_byte, fit_gate, mixed_logprobs, model_logprobs
+
+    runtime = NumpyGPT(model.config, {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
     model_lp = model_logprobs(runtime, val)
-    features = Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id)
     gate = fit_gate(model_lp, features, steps=150)
     scale = splits.val_bytes * (len(val) - 1) / max(len(splits.val), 1)  # bytes behind the fitted tokens, roughly
     gate.fitted_on = {
@@ -148,16 +157,18 @@ def retrieval_for(model: GPT, splits: data.TokenSplits, tokenizer) -> tuple[dict
     return gate.to_dict(), buffer.getvalue()
 
 
-def train(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(config: TrainConfig, callbacks: Sequence[Callback] = (), started: float | None = None) -> TrainResult:
     """Train (or resume) a model and save it under paras/NAME; Ctrl-C saves before returning.
-    Under torchrun every rank trains on its own batches; only rank 0 reports, evaluates and saves."""
+    Under torchrun every rank trains on its own batches; only rank 0 reports, evaluates and saves.
+    `started` (a `time.perf_counter()` reading) is when the user's command began: --time counts from it."""
     world = distributed.world_from_env()
     out_dir = checkpoint.paras_dir(config.paras) / config.name
     with checkpoint.exclusive(out_dir) if world.is_main else contextlib.nullcontext():
-        return _train(config, callbacks, world, out_dir)
+        return _train(config, callbacks, world, out_dir, started if started is not None else time.perf_counter())
 
 
-def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distributed.World, out_dir: Path) -> TrainResult:
+def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distributed.World, out_dir: Path, run_start: float):
+    """--time budgets the whole run, from `run_start` (the command's start) to the saved checkpoint."""
     emit = lambda event, **info: [cb(event, info) for cb in callbacks if world.is_main]  # noqa: E731
     state = None
     if config.resume:
@@ -227,16 +238,29 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
         step=step,
     )
 
-    def validate(windows: int | None) -> float:
+    val_windows = max(1, (len(splits.val) - 1) // config.block_size)
+    final_windows = min(val_windows, FINAL_EVAL_WINDOWS)
+    timing = {"per_window": 0.0}
+
+    def validate(windows: int) -> float:
+        began = time.perf_counter()
         loss, _ = mean_loss(model, splits.val, config.batch_size, windows)
+        timing["per_window"] = (time.perf_counter() - began) / min(windows, val_windows)
         return bits_per_byte(loss, len(splits.val), splits.val_bytes)
+
+    def reserve() -> float:
+        """Seconds the run needs after its last step: the final evaluation, the model's log-probabilities
+        for the gate (about two window-reads per window of its tokens), the fit and saving; at most a
+        quarter of the budget."""
+        windows = final_windows + 2 * GATE_POSITIONS / config.block_size
+        return min(timing["per_window"] * windows + FINISH_SECONDS, 0.25 * (config.time or 0.0))
 
     def save(val_bpb: float, final: bool = False) -> None:
         files = {"loss.png": loss_png(history)}
         retrieval: dict = {}
         if final:  # completions copy from the training split, weighted by a gate fitted on the validation split
-            emit("status", message="indexing the training split and fitting the retrieval gate")
-            retrieval, files["index/tokens.npy"] = retrieval_for(model, splits, tokenizer)
+            emit("status", message="fitting the retrieval gate")
+            retrieval, files["index/tokens.npy"] = fit_retrieval(model, splits, *gate_inputs)
         meta = {
             "train": asdict(config) | {"device": device},
             "corpus": corpus.describe() | {"tokens": {"train": len(splits.train), "val": len(splits.val)}},
@@ -245,6 +269,7 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
                 "step": step,
                 "tokens_seen": step * tokens_per_step,
                 "wall_time_s": round(elapsed(), 1),
+                "run_s": round(spent(), 1),  # from reading the corpus on: what --time budgets
                 "tokens_per_second": round(tps(), 1),
             },
             "made_by": {"command": " ".join(["copilot-repl", *sys.argv[1:]]), "device": device, "device_reason": device_reason},
@@ -288,9 +313,16 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
         """Accumulate one optimizer step's gradients; the mean loss of its micro-batches."""
         return sum(micro_step(i == config.grad_accum - 1) for i in range(config.grad_accum)) / config.grad_accum
 
+    if world.is_main:
+        emit("status", message="indexing the training split for retrieval")
+        gate_inputs = retrieval_features(splits, tokenizer)
+    if config.time and world.is_main:
+        validate(2)  # what a window of validation costs here, for the reserve
+    spent = lambda: elapsed_before + time.perf_counter() - run_start  # noqa: E731
     try:
         while True:
-            progress = step / total_steps if total_steps else distributed.agree_max(world, elapsed() / (config.time or 1.0))
+            budget = max((config.time or 1.0) - reserve(), 1e-9)
+            progress = step / total_steps if total_steps else distributed.agree_max(world, spent() / budget)
             if progress >= 1.0:
                 break
             lr = lr_at(config, step, progress)
@@ -319,7 +351,8 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
     if interrupted:
         emit("status", message="interrupted: saving")
     if world.is_main:
-        val_bpb = validate(None)
+        emit("status", message=f"final evaluation on {final_windows} of {val_windows} validation windows")
+        val_bpb = validate(final_windows)
         final = {"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2)}
         history.append(final | {"val_bpb": round(val_bpb, 4)})
         save(val_bpb, final=True)

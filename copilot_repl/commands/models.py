@@ -68,7 +68,7 @@ def train_command(session: Session, args: argparse.Namespace, out: Output) -> No
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
     fields = {k: v for k, v in vars(args).items() if k != "json"}
-    result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()])
+    result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()], session.command_started)
     if not world_from_env().is_main:
         return  # under torchrun, rank 0 speaks for all
     note = "interrupted; " if result.interrupted else ""
