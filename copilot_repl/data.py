@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import sysconfig
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from copilot_repl.errors import CorpusError
+from copilot_repl.sources import documents
 
 MAX_FILE_BYTES = 1_000_000  # larger files are mostly generated data, not code worth learning from
 VAL_PER_MILLE = 50  # 5% of files, chosen by content hash so the split never depends on paths
-SKIP_DIRS = {"test", "tests", "idle_test", "__pycache__", "site-packages", "dist-packages", ".git"}
 
 
 def cache_dir() -> Path:
@@ -47,30 +46,6 @@ class Corpus:
         }
 
 
-def _python_files(root: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        found += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py")]
-    return found
-
-
-def resolve_spec(item: str) -> list[Path]:
-    """Files named by one `--corpus` item: a file, a folder (recursive *.py), `stdlib` or `site`."""
-    if item == "stdlib":
-        return _python_files(Path(sysconfig.get_paths()["stdlib"]))
-    if item == "site":
-        return [p for p in Path(sysconfig.get_paths()["purelib"]).rglob("*.py") if "__pycache__" not in p.parts]
-    path = Path(item).expanduser()
-    if path.is_dir():
-        return _python_files(path)
-    if path.is_file():
-        return [path]
-    if path.exists():
-        raise CorpusError(f"corpus item {item!r} is not a regular file or folder")
-    raise CorpusError(f"corpus item {item!r} does not exist (give files, folders, 'stdlib' or 'site')")
-
-
 def _read_text(path: Path, skipped: dict[str, int]) -> str | None:
     try:
         with open(path, "rb") as f:
@@ -82,9 +57,18 @@ def _read_text(path: Path, skipped: dict[str, int]) -> str | None:
         skipped["too_large"] = skipped.get("too_large", 0) + 1
         return None
     try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         skipped["not_utf8"] = skipped.get("not_utf8", 0) + 1
+        return None
+    return _checked(text, skipped)
+
+
+def _checked(text: str, skipped: dict[str, int]) -> str | None:
+    """The same checks for a file and for a dataset record: size, content, no NUL bytes."""
+    text = text.removeprefix("\ufeff")
+    if len(text) > MAX_FILE_BYTES:
+        skipped["too_large"] = skipped.get("too_large", 0) + 1
         return None
     if not text.strip() or "\x00" in text:
         skipped["empty_or_binary"] = skipped.get("empty_or_binary", 0) + 1
@@ -97,8 +81,8 @@ def gather(spec: list[str]) -> Corpus:
     skipped: dict[str, int] = {}
     by_hash: dict[str, str] = {}
     for item in spec:
-        for path in resolve_spec(item):
-            text = _read_text(path, skipped)
+        for path, record in documents(item, skipped):
+            text = _read_text(path, skipped) if record is None else _checked(record, skipped)
             if text is None:
                 continue
             digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

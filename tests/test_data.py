@@ -5,6 +5,7 @@ import pytest
 
 from copilot_repl import data
 from copilot_repl.errors import CorpusError
+from copilot_repl.sources import documents
 from copilot_repl.tokenizer import tokenizer_class
 
 
@@ -37,7 +38,7 @@ def test_unusable_corpus_is_a_clear_error(tmp_path, make):
 
 
 def test_stdlib_corpus_skips_tests():
-    files = data.resolve_spec("stdlib")
+    files = [path for path, _ in documents("stdlib", {})]
     assert len(files) > 300
     assert not any({"test", "tests", "idle_test"} & set(f.parts) for f in files)
 
@@ -57,3 +58,45 @@ def test_token_cache_is_reused_and_rebuilt_when_the_corpus_changes(tmp_path):
     changed = data.gather([str(tmp_path)])
     assert changed.fingerprint != corpus.fingerprint
     assert not data.token_cache(changed, tok, tok.fingerprint(tok_dir)).reused
+
+
+def test_datasets_as_people_have_them(tmp_path):
+    """jsonl, jsonl.gz and a git repository's tracked files; bad records are counted, never fatal."""
+    import gzip
+    import json
+    import subprocess
+
+    records = [{"content": f"def f{i}(x):\n    return x + {i}\n"} for i in range(5)] + [{"text": "import os\n"}]
+    lines = [json.dumps(r) for r in records] + ["{not json", json.dumps({"stars": 3})]
+    (tmp_path / "stack.jsonl").write_text("\n".join(lines) + "\n")
+    with gzip.open(tmp_path / "stack.jsonl.gz", "wt") as f:
+        f.write("\n".join(json.dumps({"content": f"class C{i}:\n    pass\n"}) for i in range(4)))
+    corpus = data.gather([str(tmp_path / "stack.jsonl"), str(tmp_path / "stack.jsonl.gz")])
+    assert len(corpus.train) + len(corpus.val) == 10
+    assert corpus.skipped == {"bad_json_line": 1, "no_text_field": 1}
+
+    whole = (tmp_path / "stack.jsonl.gz").read_bytes()
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    cut = data.gather([str(tmp_path / "cut.jsonl.gz"), str(tmp_path / "stack.jsonl")])
+    assert cut.skipped.get("truncated_file") == 1
+
+    repo = tmp_path / "repo"
+    (repo / ".venv" / "lib").mkdir(parents=True)
+    (repo / "app.py").write_text("def main():\n    return 0\n")
+    (repo / ".venv" / "lib" / "vendored.py").write_text("x = 1\n")  # untracked: never read
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "app.py"], check=True)
+    assert [p.name for p, _ in documents(str(repo), {})] == ["app.py"]
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path):
+    path = tmp_path / "stack.parquet"
+    path.write_bytes(b"PAR1")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        with pytest.raises(CorpusError, match=r"copilot-repl\[parquet\]"):
+            data.gather([str(path)])
+    else:
+        with pytest.raises(CorpusError, match="not a readable parquet file"):
+            data.gather([str(path)])
