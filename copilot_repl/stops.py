@@ -20,8 +20,9 @@ from collections import Counter
 TRAILING_BLANK = re.compile(r"\n\s*\Z")
 PHRASE_LOOP = re.compile(r"(\w.{1,39}?|.\w.{0,38}?)\1{2,}")  # one short phrase, three times in a row
 WORD = re.compile(r"\w+|[^\w\s]")
-MIN_REPEATED_LINE = 6
-CLOSES = {")": "(", "]": "[", "}": "{"}  # shorter lines (`pass`, `else:`, `)`) repeat in real code
+MIN_REPEATED_LINE = 6  # shorter lines (`pass`, `else:`, `)`) repeat in real code
+CLOSES = {")": "(", "]": "[", "}": "{"}
+COMPOUND = re.compile(r"(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b")
 STOP_MODES = ("block", "line", "none")
 
 
@@ -46,6 +47,13 @@ def block_primer(prompt: str) -> str:
 
 def _opens_block(line: str) -> bool:
     return line.split("#")[0].rstrip().endswith(":")
+
+
+def _colon_at_end(text: str) -> int:
+    """Where the colon that ends the last line's code is (a comment may follow it), or -1."""
+    start = text.rfind("\n") + 1
+    code = text[start:].split("#")[0].rstrip()
+    return start + len(code) - 1 if code.endswith(":") else -1
 
 
 def _statement_end(head: str, text: str) -> int | None:
@@ -173,6 +181,8 @@ class StopRules:
         first = next((line for line in statement if line.strip()), "")
         if not _opens_block(statement[-1]):
             return end  # a simple statement ends with its line
+        if not COMPOUND.match(first.strip()):  # `x = f(data):` opens nothing: the colon is the model's slip
+            return _colon_at_end(text[:end])
         return self._block_cut(text, end + 1, _indent(first), True, True)
 
     def _block_cut(self, text: str, offset: int, base: int, opens_block: bool, at_line_start: bool) -> int | None:
@@ -211,6 +221,9 @@ class StopRules:
         last_line = text[text.rfind("\n") + 1 :]
         if self.mode == "block" and not last_line.strip() and ("\n" in text or self.at_line_start):
             return max(0, text.rfind("\n"))  # this line's indentation, and so the block rule, is not known yet
+        colon = _colon_at_end(text)
+        if self.mode == "block" and not self.opens_block and colon >= 0:
+            return colon  # a colon a simple statement may not keep: wait for its line's end
         return safe
 
     @staticmethod

@@ -86,6 +86,7 @@ def test_stop_strings_cut_the_output(loaded):
         ("x = f(", "a,\n      b)\ny = 2\n", "a,\n      b)"),
         ("x = [i for i in", " range(10))\n'junk'\n", " range(10)"),  # a bracket of the wrong kind: lost
         ("s = 'a(", "b'\nz = 1\n", "b'"),
+        ("result = compute_chec", "ksum(data):\n    return 1\n", "ksum(data)"),  # only a compound statement opens
         ("", "for x in y:\n    print(x)\nz = 1\n", "for x in y:\n    print(x)"),  # unless its line opens a block
         ("def f():\n    x = 1\n", "    y = 2\nz = 3\n", "    y = 2"),
         ("def f():", '\n    """Doc.\n\nmore doc\n"""\n    return 1\nx', '\n    """Doc.\n\nmore doc\n"""\n    return 1'),
