@@ -13,7 +13,8 @@ import torch
 
 from benchmarks.reference import RefGPT
 from copilot_repl import data
-from copilot_repl.evaluate import bits_per_byte, mean_loss
+from copilot_repl.evaluate import mean_loss
+from copilot_repl.scoring import bits_per_byte
 from copilot_repl.tokenizer import tokenizer_class
 from copilot_repl.train import TrainConfig, train
 
@@ -49,7 +50,7 @@ def reference(budget_s: float, seed: int) -> float:
         optimizer.zero_grad(set_to_none=True)
         step += 1
     loss, _ = mean_loss(model, splits.val, 16)
-    return bits_per_byte(loss, len(splits.val), splits.val_bytes)
+    return bits_per_byte(-loss * len(splits.val), splits.val_bytes)
 
 
 def quality(budget_s: float, seeds: list[int]) -> dict:

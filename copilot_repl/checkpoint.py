@@ -219,17 +219,21 @@ class Loaded:
     meta: dict
 
 
-def load(directory: Path, device: str = "cpu") -> Loaded:
-    """The checkpoint as a torch model, for training on from it, evaluating it or running it on a GPU."""
+def torch_model(opened: Opened, device: str = "cpu") -> GPT:
+    """The opened weights as the torch model, in eval mode on `device`."""
     import torch
 
     from copilot_repl.model import GPT
 
-    opened = open_checkpoint(directory)
     model = GPT(opened.config)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in opened.weights.items()}, strict=True)
-    model.to(device).eval()
-    return Loaded(opened.directory, model, opened.tokenizer, opened.meta)
+    return model.to(device).eval()
+
+
+def load(directory: Path, device: str = "cpu") -> Loaded:
+    """The checkpoint as a torch model, for training on from it, evaluating it or running it on a GPU."""
+    opened = open_checkpoint(directory)
+    return Loaded(opened.directory, torch_model(opened, device), opened.tokenizer, opened.meta)
 
 
 def load_optimizer_state(directory: Path) -> dict | None:

@@ -104,7 +104,7 @@ def gather(spec: list[str]) -> Corpus:
     return Corpus(train, val, fingerprint, list(spec), skipped)
 
 
-def _atomic_dir(final: Path, fill) -> None:
+def atomic_dir(final: Path, fill) -> None:
     """Build a directory under a temporary name, then rename it into place in one step."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
@@ -124,7 +124,7 @@ def cached_tokenizer(corpus: Corpus, tokenizer_cls, vocab_size: int | None):
     directory = cache_dir() / "tokenizers" / f"{tokenizer_cls.name}-{vocab_size}-{corpus.fingerprint}"
     if not directory.is_dir():
         tokenizer = tokenizer_cls.train(corpus.train, vocab_size)
-        _atomic_dir(directory, tokenizer.save)
+        atomic_dir(directory, tokenizer.save)
     return tokenizer_cls.load(directory), directory
 
 
@@ -158,7 +158,7 @@ def token_cache(corpus: Corpus, tokenizer, tokenizer_fingerprint: str) -> TokenS
             meta = {"dtype": np.dtype(dtype).name, "val_bytes": sum(len(t.encode("utf-8")) for t in corpus.val)}
             (tmp / "meta.json").write_text(json.dumps(meta))
 
-        _atomic_dir(directory, fill)
+        atomic_dir(directory, fill)
     meta = json.loads((directory / "meta.json").read_text())
     load = lambda split: np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r")  # noqa: E731
     return TokenSplits(load("train"), load("val"), meta["val_bytes"], reused)

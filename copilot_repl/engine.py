@@ -4,10 +4,7 @@ indexes completions may copy from. On a CPU nothing here imports torch."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
-
-import numpy as np
 
 from copilot_repl import checkpoint
 from copilot_repl.errors import CheckpointError
@@ -22,16 +19,10 @@ def runtime_for(opened: checkpoint.Opened, device: str):
         from copilot_repl.runtime_numpy import NumpyGPT
 
         return NumpyGPT(opened.config, opened.weights)
-    import torch
-
     from copilot_repl.devices import resolve_device
-    from copilot_repl.model import GPT
     from copilot_repl.runtime_torch import TorchRuntime
 
-    device, _ = resolve_device(device)
-    model = GPT(opened.config)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in opened.weights.items()})
-    return TorchRuntime(model.to(device).eval())
+    return TorchRuntime(checkpoint.torch_model(opened, resolve_device(device)[0]))
 
 
 def training_index(opened: checkpoint.Opened) -> CorpusIndex | None:
@@ -40,7 +31,7 @@ def training_index(opened: checkpoint.Opened) -> CorpusIndex | None:
     directory = opened.directory / INDEX_DIR
     if not (directory / TOKENS).is_file():
         return None
-    from copilot_repl.data import cache_dir
+    from copilot_repl.data import atomic_dir, cache_dir
 
     stat = (directory / TOKENS).stat()  # the file's identity, cheaply: hashing 7 MB would cost each --once 20 ms
     key = f"{directory.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{opened.tokenizer.vocab_size}"
@@ -52,12 +43,7 @@ def training_index(opened: checkpoint.Opened) -> CorpusIndex | None:
         if (cached / SUFFIXES).is_file():
             return CorpusIndex.load(cached, opened.tokenizer.vocab_size)
         index = CorpusIndex.load(directory, opened.tokenizer.vocab_size)
-        tmp = cached.with_name(f".{digest}.tmp-{np.random.randint(1 << 30)}")
-        index.save(tmp)
-        try:
-            tmp.replace(cached)
-        except OSError:  # another process cached it first
-            shutil.rmtree(tmp, ignore_errors=True)
+        atomic_dir(cached, index.save)  # another process may cache it first: that one is kept
         return index
     except (OSError, ValueError) as e:
         raise CheckpointError(f"the retrieval index of {opened.directory} is unreadable: {e}") from None

@@ -1,8 +1,7 @@
-"""Bits per byte: cross-entropy in bits per UTF-8 byte of text, comparable across tokenizers."""
+"""The torch model's mean loss on context windows, for validation while training (bits per byte:
+`scoring.bits_per_byte`)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -32,7 +31,3 @@ def mean_loss(model: GPT, tokens: np.ndarray, batch_size: int, max_windows: int 
         correct += int((logits.argmax(-1) == window[:, 1:]).sum())
     model.train(was_training)
     return total / max(count, 1), correct / max(count, 1)
-
-
-def bits_per_byte(loss_nats: float, n_tokens: int, n_bytes: int) -> float:
-    return loss_nats / math.log(2) * n_tokens / max(n_bytes, 1)

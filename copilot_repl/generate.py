@@ -2,8 +2,8 @@
 
 Every face (`--once`, batch mode, the REPL, `serve`) sends a `Request` and renders what comes back;
 none of them samples, stops or ranks on its own. One token loop serves one completion and best-of-n
-alike (n rows in one batch): the runtime gives logits, the model's own recent tokens are penalised,
-the buffer cache and the corpus index are mixed in, one sampler draws, the stop rules cut.
+alike (n rows in one batch): the runtime gives logits, the buffer cache and the corpus index are
+mixed in, recent tokens are penalised, one sampler draws, the stop rules cut.
 """
 
 from __future__ import annotations
@@ -60,15 +60,24 @@ class Candidate:
 
 @dataclass
 class Result:
-    text: str
-    stop_reason: str
-    tokens: int
     prompt_tokens: int
     context_tokens: int  # of the context, how many tokens the model saw
     cropped_tokens: int  # of the prompt itself, how many did not fit the window
     seed: int
     seconds: float
     candidates: list[Candidate]  # best first; one for a plain completion
+
+    @property
+    def text(self) -> str:
+        return self.candidates[0].text
+
+    @property
+    def stop_reason(self) -> str:
+        return self.candidates[0].stop_reason
+
+    @property
+    def tokens(self) -> int:
+        return self.candidates[0].tokens
 
     @property
     def tokens_per_second(self) -> float:
@@ -294,9 +303,7 @@ class Stream:
             if rows == 1 and len(best.text) < shown:
                 best.text = texts[0][:shown]
             seconds = time.perf_counter() - start
-            self.result = Result(
-                best.text, best.stop_reason, best.tokens, prompt_tokens, context_tokens, cropped, self.seed, seconds, candidates
-            )
+            self.result = Result(prompt_tokens, context_tokens, cropped, self.seed, seconds, candidates)
             if self.done is not None:
                 self.done(self.result)
         text = self.result.text

@@ -77,14 +77,6 @@ class CorpusIndex:
         stream = np.ascontiguousarray(np.asarray(tokens)[::-1])
         return cls(stream, suffix_array(stream), vocab_size)
 
-    @classmethod
-    def join(cls, parts: list[np.ndarray], vocab_size: int, separator: int) -> CorpusIndex:
-        """One index over several token streams, kept apart by `separator` (end-of-text)."""
-        sep = np.array([separator], dtype=np.uint32)
-        tokens = np.concatenate([x for p in parts for x in (np.asarray(p, dtype=np.uint32), sep)])
-        dtype = np.uint16 if vocab_size <= 65536 else np.uint32
-        return cls.build(tokens.astype(dtype), vocab_size)
-
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         for name, array in ((REVERSED, self.reversed), (SUFFIXES, self.suffixes), (BUCKETS, self.buckets)):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from copilot_repl.retrieval import MAX_MATCH, CorpusIndex, Gate, Match, buffer_match
+from copilot_repl.sampler import log_softmax
 
 BUFFER_LIMIT = 4096  # tokens of the same file the buffer cache looks back over when scoring
 
@@ -27,9 +28,7 @@ def model_logprobs(runtime, tokens: np.ndarray, stride: int = 128) -> np.ndarray
     start = 0
     while done < len(tokens) - 1:
         window = tokens[start : start + block + 1]
-        logits = runtime.logits(window[None, :-1])[0].astype(np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        logp = log_softmax(runtime.logits(window[None, :-1])[0].astype(np.float64))
         targets = window[1:]
         first = done - start  # index within the window of the first target not yet scored
         out[done : start + len(targets)] = logp[np.arange(first, len(targets)), targets[first:]]
@@ -53,7 +52,8 @@ class Features:
         shape = (len(positions), 2)
         length, base, p = np.zeros(shape), np.full(shape, -np.inf), np.zeros(shape)
         for i, t in enumerate(positions):
-            d = doc_starts[np.searchsorted(doc_starts, t) - 1] if np.searchsorted(doc_starts, t) else 0
+            before = np.searchsorted(doc_starts, t)
+            d = doc_starts[before - 1] if before else 0
             history = tokens[max(d, t - BUFFER_LIMIT) : t]
             found: list[Match | None] = [buffer_match(history)]
             found.append(index.match(tokens[max(d, t - MAX_MATCH) : t].tolist()) if index is not None else None)

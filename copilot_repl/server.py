@@ -119,7 +119,7 @@ class Handler(BaseHTTPRequestHandler):
     server: CompletionServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args) -> None:  # one quiet line per request, on stderr
+    def log_message(self, format: str, *args) -> None:  # quiet: editors send a request per keystroke
         pass
 
     def _json(self, status: int, payload: dict) -> None:

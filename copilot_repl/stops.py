@@ -224,7 +224,16 @@ class StopRules:
         colon = _colon_at_end(text)
         if self.mode == "block" and not self.opens_block and colon >= 0:
             return colon  # a colon a simple statement may not keep: wait for its line's end
+        start = text.rfind("\n") + 1
+        if self.repeats and self._may_repeat(text[:start], last_line.strip()):
+            return max(0, start - 1)  # this line may turn out to be one already written: show it once it is not
         return safe
+
+    def _may_repeat(self, before: str, partial: str) -> bool:
+        if not partial:
+            return False
+        seen = self.earlier | {line.strip() for line in before.splitlines() if len(line.strip()) >= MIN_REPEATED_LINE}
+        return any(line.startswith(partial) for line in seen)
 
     @staticmethod
     def finish(text: str) -> str:

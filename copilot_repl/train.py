@@ -18,9 +18,10 @@ from torch.nn.parallel import DistributedDataParallel
 from copilot_repl import checkpoint, data, distributed
 from copilot_repl.devices import resolve_device
 from copilot_repl.errors import CheckpointError, CorpusError, UsageError
-from copilot_repl.evaluate import bits_per_byte, mean_loss
+from copilot_repl.evaluate import mean_loss
 from copilot_repl.model import GPT, GPTConfig
 from copilot_repl.plot import loss_png
+from copilot_repl.scoring import bits_per_byte
 from copilot_repl.tokenizer import tokenizer_class
 
 WARMUP_SHARE = 0.05  # of a run: the warm-up never takes longer
@@ -140,7 +141,7 @@ def fit_retrieval(model: GPT, splits: data.TokenSplits, val: np.ndarray, feature
     import io
 
     from copilot_repl.runtime_numpy import NumpyGPT
-    from copilot_repl.scoring import bits_per_byte, fit_gate, mixed_logprobs, model_logprobs
+    from copilot_repl.scoring import fit_gate, mixed_logprobs, model_logprobs
 
     runtime = NumpyGPT(model.config, {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
     model_lp = model_logprobs(runtime, val)
@@ -246,7 +247,7 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
         began = time.perf_counter()
         loss, _ = mean_loss(model, splits.val, config.batch_size, windows)
         timing["per_window"] = (time.perf_counter() - began) / min(windows, val_windows)
-        return bits_per_byte(loss, len(splits.val), splits.val_bytes)
+        return bits_per_byte(-loss * len(splits.val), splits.val_bytes)
 
     def reserve() -> float:
         """Seconds the run needs after its last step: the final evaluation, the model's log-probabilities

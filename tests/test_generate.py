@@ -98,6 +98,13 @@ def test_block_rule(prompt, completion, expected):
     assert StopRules.finish(completion[:cut] if cut is not None else completion) == expected
 
 
+def test_a_line_that_may_repeat_an_earlier_one_is_held_back_until_it_ends():
+    rules = StopRules("import os", [], "block")
+    assert rules.safe_length("\nimport o") == 0  # it may become `import os` again: nothing shown yet
+    assert rules.safe_length("\nimport sys") == len("\nimport sys")  # no earlier line starts so
+    assert rules.find_stop("\nimport os\n") == 1  # and when it does repeat, it is cut before it was shown
+
+
 def test_line_mode_and_none_mode():
     assert StopRules("x = ", [], "line").find_stop("1\ny = 2\n") == 1
     assert StopRules("def f():", [], "none").find_stop("\n    pass\nx = 1\n") is None

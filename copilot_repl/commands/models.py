@@ -122,7 +122,7 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
         raise UsageError(f"nothing to score in {what}")
     positions = even_positions(len(tokens), args.sample)
     model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
-    index = engine.indexes[0] if engine.indexes else None
+    index = session.trained_indexes[0] if session.trained_indexes else None
     mixed_lp = mixed_logprobs(model_lp, Features.compute(tokens, positions, index, eot), engine.gate)
     per_token = (len(tokens) - 1) / len(positions)  # a sample stands for every position
     bpb, mixed = (bits_per_byte(lp.sum() * per_token, n_bytes) for lp in (model_lp, mixed_lp))

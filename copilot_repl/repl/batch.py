@@ -98,6 +98,8 @@ def batch(session, stdin: TextIO, json_mode: bool = False) -> int:
         except CopilotReplError as e:
             print(f"copilot-repl: error: {e}", file=sys.stderr, flush=True)
             failed = True
+        except BrokenPipeError:  # the reader went away (| head): not this line's fault, and nothing to go on for
+            raise
         except Exception as e:
             if session.debug:
                 raise
