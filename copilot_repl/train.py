@@ -225,6 +225,9 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
     steps_per_epoch = max(1, len(splits.train) // tokens_per_step)
     total_steps = config.steps or (None if config.time else math.ceil((config.epochs or 1) * steps_per_epoch))
     rng = np.random.default_rng([config.seed, step, world.rank])  # different batches on every rank
+    if world.is_main:  # before "start": Ctrl-C here leaves nothing trained to save
+        emit("status", message="indexing the training split for retrieval")
+        gate_inputs = retrieval_features(splits, tokenizer)
     emit(
         "start",
         params=model.num_params(),
@@ -314,13 +317,10 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
         """Accumulate one optimizer step's gradients; the mean loss of its micro-batches."""
         return sum(micro_step(i == config.grad_accum - 1) for i in range(config.grad_accum)) / config.grad_accum
 
-    if world.is_main:
-        emit("status", message="indexing the training split for retrieval")
-        gate_inputs = retrieval_features(splits, tokenizer)
-    if config.time and world.is_main:
-        validate(2)  # what a window of validation costs here, for the reserve
     spent = lambda: elapsed_before + time.perf_counter() - run_start  # noqa: E731
     try:
+        if config.time and world.is_main:
+            validate(2)  # what a window of validation costs here, for the reserve
         while True:
             budget = max((config.time or 1.0) - reserve(), 1e-9)
             progress = step / total_steps if total_steps else distributed.agree_max(world, spent() / budget)
