@@ -223,11 +223,16 @@ class StopRules:
             return max(0, text.rfind("\n"))  # this line's indentation, and so the block rule, is not known yet
         colon = _colon_at_end(text)
         if self.mode == "block" and not self.opens_block and colon >= 0:
-            return colon  # a colon a simple statement may not keep: wait for its line's end
+            return self._shown_before(text, colon)  # a colon a simple statement may not keep: wait for its line's end
         start = text.rfind("\n") + 1
         if self.repeats and self._may_repeat(text[:start], last_line.strip()):
-            return max(0, start - 1)  # this line may turn out to be one already written: show it once it is not
+            return self._shown_before(text, start - 1)  # it may be a line already written: show it once it is not
         return safe
+
+    def _shown_before(self, text: str, cut: int) -> int:
+        """What can be shown if the completion may end at `cut`: trailing blank lines would go too."""
+        m = TRAILING_BLANK.search(text[: max(0, cut)])
+        return m.start() if m else max(0, cut)
 
     def _may_repeat(self, before: str, partial: str) -> bool:
         if not partial:
