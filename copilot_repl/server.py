@@ -226,8 +226,8 @@ def serve(session, host: str, port: int, announce) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    announce(f"serving {model_id} on http://{host}:{server.server_address[1]}/v1 (Ctrl-C stops)")
-    try:
+    try:  # a signal may come as soon as the address is out
+        announce(f"serving {model_id} on http://{host}:{server.server_address[1]}/v1 (Ctrl-C stops)")
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
