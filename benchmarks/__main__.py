@@ -24,7 +24,7 @@ def suites(quick: bool) -> dict:
         "training": lambda: throughput.training(rounds=2 if quick else 3),
         "generation": lambda: throughput.generation(rounds=2 if quick else 5),
         "data": lambda: {**data_speed.encode_speed(), **data_speed.cached_start()},
-        "memory": lambda: memory.memory(200 if quick else 1000),
+        "memory": lambda: {**memory.memory(200 if quick else 1000), **memory.corpus_rss((1, 2) if quick else (1, 10))},
         "quality": lambda: quality.quality(60 if quick else 600, [0] if quick else [0, 1, 2]),
         "completion": lambda: {
             **completion.line_completion(200 if quick else 1000),

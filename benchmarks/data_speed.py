@@ -12,7 +12,7 @@ from copilot_repl.train import TrainConfig, train
 
 def encode_speed(tokenizers=("char", "bpe", "tiktoken")) -> dict:
     corpus = data.gather(["stdlib"])
-    texts = corpus.train
+    texts = list(corpus.texts("train"))
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     result = {"corpus_mb": megabytes}
     for name in tokenizers:

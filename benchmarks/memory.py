@@ -29,3 +29,40 @@ def memory(many: int = 1000) -> dict:
         f"peak_rss_mb_batch_{many}_prompts": lots,
         "batch_rss_growth_mb": lots - few,
     }
+
+
+PREPARE = (
+    "import sys; from copilot_repl import data; from copilot_repl.tokenizer import tokenizer_class;"
+    "corpus = data.gather([sys.argv[1]]);"
+    "tok, where = data.cached_tokenizer(corpus, tokenizer_class('bpe'), 4096);"
+    "splits = data.token_cache(corpus, tok, tok.fingerprint(where));"
+    "print(len(splits.train))"
+)
+
+
+def corpus_rss(copies: tuple[int, ...] = (1, 10)) -> dict:
+    """Peak memory of preparing a corpus (gather, train the tokenizer, fill the token cache) for stdlib
+    and for `copies` times stdlib, as a `.jsonl` dataset; each copy gets its own first line, so nothing
+    is de-duplicated. Caches start empty."""
+    import json
+    import os
+    import tempfile
+
+    from copilot_repl import data
+
+    stdlib = list(data.gather(["stdlib"]).texts())
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in copies:
+            path = os.path.join(tmp, f"stdlib-x{n}.jsonl")
+            with open(path, "w") as f:
+                for k in range(n):
+                    f.writelines(json.dumps({"content": f"# copy {k}\n{text}"}) + "\n" for text in stdlib)
+            env = os.environ | {"COPILOT_REPL_CACHE": os.path.join(tmp, f"cache-{n}")}
+            command = [sys.executable, "-c", PREPARE, path]
+            measure = subprocess.run(
+                [sys.executable, "-c", MEASURE, "", *command], check=True, capture_output=True, text=True, env=env
+            )
+            result[f"peak_rss_mb_prepare_stdlib_x{n}"] = int(measure.stdout.split()[-1]) / 1024
+            result[f"corpus_mb_stdlib_x{n}"] = os.path.getsize(path) / 1e6
+    return result

@@ -55,7 +55,7 @@ def reference(budget_s: float, seed: int) -> float:
 
 def quality(budget_s: float, seeds: list[int]) -> dict:
     torch.set_num_threads(2)
-    result = {"budget_s": budget_s, "xz_9e_bpb": xz_bits_per_byte(data.gather(["stdlib"]).val)}
+    result = {"budget_s": budget_s, "xz_9e_bpb": xz_bits_per_byte(list(data.gather(["stdlib"]).texts("val")))}
     for name, run in (("ours", ours), ("reference", reference)):
         scores = [run(budget_s, seed) for seed in seeds]
         result[f"{name}_bpb_mean"] = statistics.mean(scores)

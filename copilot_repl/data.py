@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -28,22 +31,52 @@ def cache_dir() -> Path:
 
 @dataclass
 class Corpus:
-    train: list[str]
-    val: list[str]
-    fingerprint: str
+    """What a corpus holds, without its texts: `texts()` streams them from the sources again, so memory
+    does not grow with the corpus (a digest and a size per document). Same contents, same split."""
+
     spec: list[str]
+    fingerprint: str
+    sizes: dict[str, int]  # content digest -> UTF-8 bytes, in source order
+    val_digests: frozenset[str]
     skipped: dict[str, int] = field(default_factory=dict)
+    single: bool = False  # one document: its last tenth (cut at a line) is held out
+
+    def texts(self, split: str = "all") -> Iterator[str]:
+        """The split's documents ("train", "val" or "all"), read again and each given once, in source order."""
+        seen: set[str] = set()
+        for text, digest in _checked_documents(self.spec, {}):
+            if digest in seen or digest not in self.sizes:  # a duplicate, or a file changed since gather()
+                continue
+            seen.add(digest)
+            if split == "all":
+                yield text
+            elif self.single:
+                yield _single_split(text)[split == "val"]
+            elif (digest in self.val_digests) == (split == "val"):
+                yield text
+
+    def split_bytes(self, split: str) -> int:
+        if self.single:
+            return sum(len(t.encode("utf-8")) for t in self.texts(split))
+        return sum(n for d, n in self.sizes.items() if (d in self.val_digests) == (split == "val"))
 
     def describe(self) -> dict:
+        val_files = 1 if self.single else len(self.val_digests)
         return {
             "spec": self.spec,
             "fingerprint": self.fingerprint,
-            "train_files": len(self.train),
-            "val_files": len(self.val),
-            "train_bytes": sum(len(t.encode("utf-8")) for t in self.train),
-            "val_bytes": sum(len(t.encode("utf-8")) for t in self.val),
+            "train_files": len(self.sizes) - (0 if self.single else val_files),
+            "val_files": val_files,
+            "train_bytes": self.split_bytes("train"),
+            "val_bytes": self.split_bytes("val"),
             "skipped": self.skipped,
         }
+
+
+def _single_split(text: str) -> tuple[str, str]:
+    lines = text.splitlines(keepends=True)
+    cut = max(1, len(lines) * 9 // 10)
+    return "".join(lines[:cut]), "".join(lines[cut:]) or lines[-1]
 
 
 def _read_text(path: Path, skipped: dict[str, int]) -> str | None:
@@ -76,32 +109,31 @@ def _checked(text: str, skipped: dict[str, int]) -> str | None:
     return text
 
 
-def gather(spec: list[str]) -> Corpus:
-    """Read, check, de-duplicate and split the corpus; deterministic for the same file contents."""
-    skipped: dict[str, int] = {}
-    by_hash: dict[str, str] = {}
+def _checked_documents(spec: list[str], skipped: dict[str, int]) -> Iterator[tuple[str, str]]:
+    """(text, content digest) for every usable document of the corpus, one at a time."""
     for item in spec:
         for path, record in documents(item, skipped):
             text = _read_text(path, skipped) if record is None else _checked(record, skipped)
-            if text is None:
-                continue
-            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-            if digest in by_hash:
-                skipped["duplicate"] = skipped.get("duplicate", 0) + 1
-            by_hash[digest] = text
-    if not by_hash:
+            if text is not None:
+                yield text, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def gather(spec: list[str]) -> Corpus:
+    """Check, de-duplicate and split the corpus in one streaming pass; deterministic for the same contents."""
+    skipped: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for text, digest in _checked_documents(spec, skipped):
+        if digest in sizes:
+            skipped["duplicate"] = skipped.get("duplicate", 0) + 1
+        else:
+            sizes[digest] = len(text.encode("utf-8", "surrogatepass"))
+    if not sizes:
         raise CorpusError(f"no usable Python text in corpus {' '.join(spec)} (skipped: {skipped or 'nothing found'})")
-    digests = sorted(by_hash)
-    if len(digests) == 1:  # a single file: hold out its last tenth, cut at a line boundary
-        lines = by_hash[digests[0]].splitlines(keepends=True)
-        cut = max(1, len(lines) * 9 // 10)
-        val_digests, train, val = [], ["".join(lines[:cut])], ["".join(lines[cut:]) or lines[-1]]
-    else:
-        val_digests = [d for d in digests if int(d[:8], 16) % 1000 < VAL_PER_MILLE] or [digests[0]]
-        train = [by_hash[d] for d in digests if d not in val_digests]
-        val = [by_hash[d] for d in val_digests]
+    digests = sorted(sizes)
+    single = len(digests) == 1
+    val_digests = [] if single else [d for d in digests if int(d[:8], 16) % 1000 < VAL_PER_MILLE] or [digests[0]]
     fingerprint = hashlib.sha256(("v1" + ",".join(digests) + "|" + ",".join(val_digests)).encode()).hexdigest()[:16]
-    return Corpus(train, val, fingerprint, list(spec), skipped)
+    return Corpus(list(spec), fingerprint, sizes, frozenset(val_digests), skipped, single)
 
 
 def atomic_dir(final: Path, fill) -> None:
@@ -119,11 +151,20 @@ def atomic_dir(final: Path, fill) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+TOKENIZER_SAMPLE_BYTES = 100_000_000  # a tokenizer learns no more from gigabytes, only slower
+
+
+def tokenizer_sample(corpus: Corpus) -> Iterator[str]:
+    """Every k-th training document, so that about TOKENIZER_SAMPLE_BYTES spread over the whole corpus."""
+    every = max(1, -(-corpus.split_bytes("train") // TOKENIZER_SAMPLE_BYTES))
+    return (text for i, text in enumerate(corpus.texts("train")) if i % every == 0)
+
+
 def cached_tokenizer(corpus: Corpus, tokenizer_cls, vocab_size: int | None):
-    """Train the tokenizer on the corpus, or reuse the one trained before on the same corpus."""
+    """Train the tokenizer on the corpus (streamed), or reuse the one trained before on the same corpus."""
     directory = cache_dir() / "tokenizers" / f"{tokenizer_cls.name}-{vocab_size}-{corpus.fingerprint}"
     if not directory.is_dir():
-        tokenizer = tokenizer_cls.train(corpus.train, vocab_size)
+        tokenizer = tokenizer_cls.train(tokenizer_sample(corpus), vocab_size)
         atomic_dir(directory, tokenizer.save)
     return tokenizer_cls.load(directory), directory
 
@@ -136,26 +177,59 @@ class TokenSplits:
     reused: bool
 
 
-def encode_docs(tokenizer, texts: list[str], dtype) -> np.ndarray:
+ENCODE_CHUNK_CHARS = 2_000_000  # one encode_batch call: big enough for the tokenizer's threads, small in memory
+Progress = Callable[[int, int], None]  # (bytes encoded, bytes in all)
+
+
+def chunked(texts: Iterable[str], limit: int = ENCODE_CHUNK_CHARS) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= limit:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def write_tokens(f: BinaryIO, tokenizer, texts: Iterable[str], dtype, progress: Callable[[int], None] = lambda n: None) -> None:
+    """Each document's ids, then end-of-text, appended to `f` a chunk of documents at a time."""
     eot = np.array([tokenizer.eot_id], dtype=dtype)
-    parts = []
-    for start in range(0, len(texts), 256):
-        for ids in tokenizer.encode_batch(texts[start : start + 256]):
-            parts += [np.asarray(ids, dtype=dtype), eot]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    for chunk in chunked(texts):
+        for ids in tokenizer.encode_batch(chunk):
+            f.write(np.asarray(ids, dtype=dtype).tobytes())
+            f.write(eot.tobytes())
+        progress(sum(len(t.encode("utf-8", "surrogatepass")) for t in chunk))
 
 
-def token_cache(corpus: Corpus, tokenizer, tokenizer_fingerprint: str) -> TokenSplits:
-    """Tokens of both splits in memmaps keyed by corpus and tokenizer fingerprints, built once."""
+def encode_docs(tokenizer, texts: Iterable[str], dtype) -> np.ndarray:
+    """Documents encoded in memory, for the few files of an index or an evaluation."""
+    buffer = io.BytesIO()
+    write_tokens(buffer, tokenizer, texts, dtype)
+    return np.frombuffer(buffer.getbuffer(), dtype=dtype).copy()
+
+
+def token_cache(corpus: Corpus, tokenizer, tokenizer_fingerprint: str, progress: Progress | None = None) -> TokenSplits:
+    """Tokens of both splits in memmaps keyed by corpus and tokenizer fingerprints, built once by
+    streaming the corpus through the tokenizer in chunks."""
     dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
     directory = cache_dir() / "tokens" / f"{corpus.fingerprint}-{tokenizer_fingerprint}"
     reused = (directory / "meta.json").is_file()
     if not reused:
+        total, done = corpus.split_bytes("train") + corpus.split_bytes("val"), [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress(done[0], total)
 
         def fill(tmp: Path) -> None:
-            for split, texts in (("train", corpus.train), ("val", corpus.val)):
-                encode_docs(tokenizer, texts, dtype).tofile(tmp / f"{split}.bin")
-            meta = {"dtype": np.dtype(dtype).name, "val_bytes": sum(len(t.encode("utf-8")) for t in corpus.val)}
+            for split in ("train", "val"):
+                with open(tmp / f"{split}.bin", "wb") as f:
+                    write_tokens(f, tokenizer, corpus.texts(split), dtype, advance)
+            meta = {"dtype": np.dtype(dtype).name, "val_bytes": corpus.split_bytes("val")}
             (tmp / "meta.json").write_text(json.dumps(meta))
 
         atomic_dir(directory, fill)

@@ -155,7 +155,7 @@ class Session:
             corpus = data.gather(paths)
         except CorpusError as e:
             raise CorpusError(f"index: {e}") from None
-        texts = corpus.train + corpus.val
+        texts = list(corpus.texts())
         tokens = data.encode_docs(engine.tokenizer, texts, "uint32")
         index = CorpusIndex.build(tokens, engine.tokenizer.vocab_size)
         skipped = sum(corpus.skipped.values()) if corpus.skipped else 0

@@ -13,6 +13,7 @@ import base64
 import json
 from collections import Counter
 from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 
 from copilot_repl.errors import TokenizerError
@@ -95,8 +96,10 @@ class TiktokenTokenizer(ByteTableTokenizer):
         cls.check_vocab_size(vocab_size)
         full = base_encoding()
         counts: Counter[int] = Counter()
-        for ids in full.encode_ordinary_batch(list(texts)):
-            counts.update(ids)
+        documents = iter(texts)
+        while batch := list(islice(documents, 256)):  # a corpus may be larger than memory
+            for ids in full.encode_ordinary_batch(batch):
+                counts.update(ids)
         ranks = compact_ranks(counts, full._mergeable_ranks, vocab_size - len(SPECIAL_TOKENS))
         return cls(ranks, full._pat_str)
 

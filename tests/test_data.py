@@ -11,8 +11,10 @@ from copilot_repl.tokenizer import tokenizer_class
 
 def test_gather_is_deterministic_and_splits_by_file(corpus_dir):
     a, b = data.gather([str(corpus_dir)]), data.gather([str(corpus_dir)])
-    assert a.fingerprint == b.fingerprint and a.train == b.train and a.val == b.val
-    assert a.val and a.train and not set(a.val) & set(a.train)
+    train, val = list(a.texts("train")), list(a.texts("val"))
+    assert a.fingerprint == b.fingerprint and train == list(b.texts("train")) and val == list(b.texts("val"))
+    assert val and train and not set(val) & set(train)
+    assert a.describe()["train_bytes"] == sum(len(t.encode()) for t in train)
 
 
 def test_gather_checks_files(tmp_path):
@@ -25,7 +27,8 @@ def test_gather_checks_files(tmp_path):
     (tmp_path / "tests" / "t.py").write_text("assert True\n")
     corpus = data.gather([str(tmp_path)])
     assert corpus.skipped == {"duplicate": 1, "not_utf8": 1, "empty_or_binary": 1}
-    assert corpus.train + corpus.val  # the single file is split into train and validation
+    train, val = list(corpus.texts("train")), list(corpus.texts("val"))
+    assert train == val == ["x = 1\n"]  # a one-line single file: its last line is both
 
 
 @pytest.mark.parametrize("make", ["missing", "empty_dir", "only_text", "device"])
@@ -72,7 +75,7 @@ def test_datasets_as_people_have_them(tmp_path):
     with gzip.open(tmp_path / "stack.jsonl.gz", "wt") as f:
         f.write("\n".join(json.dumps({"content": f"class C{i}:\n    pass\n"}) for i in range(4)))
     corpus = data.gather([str(tmp_path / "stack.jsonl"), str(tmp_path / "stack.jsonl.gz")])
-    assert len(corpus.train) + len(corpus.val) == 10
+    assert len(list(corpus.texts())) == 10 == corpus.describe()["train_files"] + corpus.describe()["val_files"]
     assert corpus.skipped == {"bad_json_line": 1, "no_text_field": 1}
 
     whole = (tmp_path / "stack.jsonl.gz").read_bytes()

@@ -108,11 +108,11 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     opened, engine = session.model(), session.engine
     if args.files:
         corpus = data.gather(args.files)
-        texts, what = corpus.train + corpus.val, " ".join(args.files)
+        texts, what = list(corpus.texts()), " ".join(args.files)
     else:
         spec = opened.meta.get("corpus", {}).get("spec") or ["stdlib"]
         corpus = data.gather(spec)
-        texts, what = corpus.val, f"held-out split of {' '.join(spec)}"
+        texts, what = list(corpus.texts("val")), f"held-out split of {' '.join(spec)}"
         if corpus.fingerprint != opened.meta.get("corpus", {}).get("fingerprint"):
             out.info("note: the corpus has changed since training; the held-out split may differ")
     eot = opened.tokenizer.eot_id
