@@ -18,6 +18,10 @@ def _fmt_line(info: dict) -> str:
     return "  ".join(parts)
 
 
+def _encoded(info: dict) -> str:
+    return f"{info['done'] / 1e6:,.1f} of {info['total'] / 1e6:,.1f} MB"
+
+
 def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[[str, dict], None]:
     """One line per validation and at most one every `every` seconds otherwise: good for logs."""
     last = [0.0]
@@ -26,8 +30,10 @@ def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[
         if event == "start":
             total = f"{info['total_steps']} steps" if info["total_steps"] else f"{info['time']:.0f}s"
             cache = "reused" if info["cache_reused"] else "built"
+            shape = info["shape"]
             print(
-                f"training {info['params']:,} parameters on {info['device']} ({info['device_reason']}) for {total}; "
+                f"training {info['params']:,} parameters ({shape['layers']}x{shape['dim']}, batch {shape['batch_size']}) "
+                f"on {info['device']} ({info['device_reason']}) for {total}; "
                 f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens (cache {cache})",
                 file=stream,
                 flush=True,
@@ -35,6 +41,9 @@ def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[
         elif event == "step" and ("val_bpb" in info or time.monotonic() - last[0] >= every):
             last[0] = time.monotonic()
             print(_fmt_line(info), file=stream, flush=True)
+        elif event == "encode" and (info["done"] == info["total"] or time.monotonic() - last[0] >= every):
+            last[0] = time.monotonic()
+            print(f"encoding: {_encoded(info)}", file=stream, flush=True)
         elif event == "status":
             print(info["message"], file=stream, flush=True)
         elif event == "saved":
@@ -48,7 +57,7 @@ def rich_progress(console) -> Callable[[str, dict], None]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("[bold]train"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TextColumn("{task.fields[stats]}"),
@@ -58,10 +67,15 @@ def rich_progress(console) -> Callable[[str, dict], None]:
         console=console,
         transient=False,
     )
-    state: dict[str, Any] = {"task": None, "val": ""}
+    state: dict[str, Any] = {"task": None, "val": "", "encode": None}
 
     def callback(event: str, info: dict) -> None:
-        if event == "start":
+        if event == "encode":
+            if state["encode"] is None:
+                progress.start()
+                state["encode"] = progress.add_task("encode", total=info["total"], stats="")
+            progress.update(state["encode"], completed=info["done"], stats=f"encoding the corpus: {_encoded(info)}")
+        elif event == "start":
             plain_progress(console.file)(event, info)
             total = info["total_steps"] or info["time"]
             state["by_time"] = not info["total_steps"]

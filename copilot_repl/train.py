@@ -1,13 +1,16 @@
-"""The training loop. It knows nothing of terminals: progress goes to callbacks, as plain dicts."""
+"""The training loop. It knows nothing of terminals: progress goes to callbacks, as plain dicts.
+
+A run is four plain steps: prepare the data, build the model and its optimizers, loop, save with metadata
+from a pure function. `train()` never changes the caller's config: resuming and sizing make copies."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from copilot_repl import checkpoint, data, distributed
+from copilot_repl import checkpoint, data, distributed, sizing
 from copilot_repl.devices import resolve_device
 from copilot_repl.errors import CheckpointError, CorpusError, UsageError
 from copilot_repl.evaluate import mean_loss
@@ -25,6 +28,12 @@ from copilot_repl.scoring import bits_per_byte
 from copilot_repl.tokenizer import tokenizer_class
 
 WARMUP_SHARE = 0.05  # of a run: the warm-up never takes longer
+GATE_POSITIONS = 16384  # validation tokens the retrieval gate is fitted on (a few seconds)
+FINAL_EVAL_WINDOWS = 512  # the final validation reads at most this many windows (all of stdlib's held-out split)
+FINAL_EVAL_SHARE = 0.1  # of a --time budget: a short run's final validation reads fewer windows
+FINISH_SECONDS = 2.0  # fitting the gate's four numbers and saving, beyond reading windows
+INDEX_MAX_TOKENS = 16_000_000  # completions copy from at most this much of the training split (32 MB saved)
+SHAPE_FIELDS = ("layers", "heads", "dim", "batch_size")
 
 
 @dataclass
@@ -34,13 +43,13 @@ class TrainConfig:
     vocab_size: int | None = None  # None: the plugin's default (char: every character seen)
     epochs: float | None = None
     steps: int | None = None
-    time: float | None = None  # seconds of training; the LR schedule follows elapsed time then
+    time: float | None = None  # seconds for the whole run; the LR schedule follows elapsed time then
     device: str = "auto"
-    batch_size: int = 16
+    batch_size: int | None = None  # None for these four: sized to --time by sizing.py, else sizing.DEFAULT
     block_size: int = 256
-    layers: int = 4
-    heads: int = 4
-    dim: int = 128
+    layers: int | None = None
+    heads: int | None = None
+    dim: int | None = None
     lr: float = 1e-2  # measured best of 3e-3, 6e-3 and 1e-2 at a 3-minute budget (README)
     warmup: int = 100  # steps
     cooldown: float = 0.4  # final fraction of the run over which the LR decays linearly
@@ -58,11 +67,11 @@ class TrainConfig:
     compile: bool = False  # fwd+bwd +20% on a CPU, but a whole step with Muon measured no faster: opt-in
 
     def check(self) -> None:
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise UsageError(f"--dim {self.dim} must split into --heads {self.heads} heads of even width")
-        for flag in ("batch_size", "block_size", "layers", "heads", "dim"):
-            if getattr(self, flag) < 1:
+        for flag in ("block_size", *SHAPE_FIELDS):
+            if getattr(self, flag) is not None and getattr(self, flag) < 1:
                 raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
+        if self.dim and self.heads and (self.dim % self.heads or (self.dim // self.heads) % 2):
+            raise UsageError(f"--dim {self.dim} must split into --heads {self.heads} heads of even width")
         if not (self.lr > 0 and self.muon_lr > 0):
             raise UsageError("--lr and --muon-lr must be positive")
         if self.optimizer not in OPTIMIZERS:
@@ -71,6 +80,16 @@ class TrainConfig:
             raise UsageError("--fim-rate must be between 0 and 1")
         if sum(x is not None for x in (self.epochs, self.steps, self.time)) > 1:
             raise UsageError("give only one of --epochs, --steps, --time")
+
+    def sized(self, shape: sizing.Shape) -> TrainConfig:
+        """A copy with every shape field the user left open taken from `shape`."""
+        return replace(self, **{f: getattr(shape, f) if getattr(self, f) is None else getattr(self, f) for f in SHAPE_FIELDS})
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        assert self.layers and self.heads and self.dim, "size the config first"
+        return GPTConfig(
+            vocab_size=vocab_size, block_size=self.block_size, n_layer=self.layers, n_head=self.heads, n_embd=self.dim
+        )
 
 
 @dataclass
@@ -84,6 +103,7 @@ class TrainResult:
 
 
 Callback = Callable[[str, dict], None]
+OPTIMIZERS = ("adamw", "muon")
 
 
 def lr_at(config: TrainConfig, step: int, progress: float) -> float:
@@ -96,10 +116,7 @@ def lr_at(config: TrainConfig, step: int, progress: float) -> float:
     return config.lr * warm * decay
 
 
-OPTIMIZERS = ("adamw", "muon")
-
-
-def _optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.optim.Optimizer]:
+def make_optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.optim.Optimizer]:
     """AdamW for everything, or Muon (torch.optim.Muon) for the block matrices and AdamW for the
     embedding, which Muon's orthogonalisation does not suit. Each group remembers its peak LR."""
     hidden = [p for p in model.blocks.parameters() if p.dim() == 2] if config.optimizer == "muon" else []
@@ -120,9 +137,22 @@ def _optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.opti
     return optimizers
 
 
-GATE_POSITIONS = 16384  # validation tokens the retrieval gate is fitted on (a few seconds)
-FINAL_EVAL_WINDOWS = 512  # the final validation reads at most this many windows (all of stdlib's held-out split)
-FINISH_SECONDS = 2.0  # fitting the gate's four numbers and saving, beyond reading windows
+# -- data ---------------------------------------------------------------------------------------------
+def prepare_data(config: TrainConfig, world: distributed.World, emit: Callable[..., Any]):
+    """Corpus, tokenizer and token cache. Rank 0 trains the tokenizer and fills the cache; the rest reuse them."""
+    emit("status", message=f"reading corpus {' '.join(config.corpus)}")
+    if not world.is_main:
+        distributed.barrier(world)
+    corpus = data.gather(config.corpus)
+    emit("status", message=f"tokenizer {config.tokenizer}")
+    tokenizer, tok_dir = data.cached_tokenizer(corpus, tokenizer_class(config.tokenizer), config.vocab_size)
+    encoded = lambda done, total: emit("encode", done=done, total=total)  # noqa: E731
+    splits = data.token_cache(corpus, tokenizer, tokenizer.fingerprint(tok_dir), encoded)
+    if world.is_main:
+        distributed.barrier(world)
+    if len(splits.train) < config.block_size + 2:
+        raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
+    return corpus, tokenizer, splits
 
 
 def retrieval_features(splits: data.TokenSplits, tokenizer):
@@ -132,14 +162,12 @@ def retrieval_features(splits: data.TokenSplits, tokenizer):
     from copilot_repl.scoring import Features
 
     val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
-    index = CorpusIndex.build(np.asarray(splits.train), tokenizer.vocab_size)
+    index = CorpusIndex.build(np.asarray(splits.train[:INDEX_MAX_TOKENS]), tokenizer.vocab_size)
     return val, Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id)
 
 
 def fit_retrieval(model: GPT, splits: data.TokenSplits, val: np.ndarray, features) -> tuple[dict, bytes]:
     """The gate fitted to the trained model (for checkpoint.json) and the training tokens to index."""
-    import io
-
     from copilot_repl.runtime_numpy import NumpyGPT
     from copilot_repl.scoring import fit_gate, mixed_logprobs, model_logprobs
 
@@ -154,77 +182,168 @@ def fit_retrieval(model: GPT, splits: data.TokenSplits, val: np.ndarray, feature
         "bits_per_byte_mixed": round(bits_per_byte(mixed_logprobs(model_lp, features, gate).sum(), scale), 4),
     }
     buffer = io.BytesIO()
-    np.save(buffer, np.asarray(splits.train))
+    np.save(buffer, np.asarray(splits.train[:INDEX_MAX_TOKENS]))
     return gate.to_dict(), buffer.getvalue()
 
 
-def train(config: TrainConfig, callbacks: Sequence[Callback] = (), started: float | None = None) -> TrainResult:
+# -- the loop -----------------------------------------------------------------------------------------
+class Loop:
+    """Where a run stands (step, smoothed loss, history) and how it takes one optimizer step."""
+
+    def __init__(self, config: TrainConfig, model: GPT, optimizers, splits, tokenizer, device: str, world, step=0, history=()):
+        self.config, self.model, self.optimizers, self.splits = config, model, optimizers, splits
+        self.tokenizer, self.device, self.world = tokenizer, device, world
+        self.cuda = device.startswith("cuda")
+        self.wrapped: Any = (
+            DistributedDataParallel(model, device_ids=[world.local_rank] if self.cuda else None) if world.enabled else model
+        )
+        self.forward: Callable = torch.compile(self.wrapped) if config.compile else self.wrapped
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
+        self.rng = np.random.default_rng([config.seed, step, world.rank])  # different batches on every rank
+        assert config.batch_size is not None, "size the config first"
+        self.batch_size = config.batch_size
+        self.tokens_per_step = self.batch_size * config.block_size * config.grad_accum * world.size
+        self.step, self.start_step, self.history = step, step, list(history)
+        self.smooth: float | None = None
+        self.seconds_per_window = 0.0
+        self.started = time.perf_counter()
+
+    def tokens_per_second(self) -> float:
+        return (self.step - self.start_step) * self.tokens_per_step / max(time.perf_counter() - self.started, 1e-9)
+
+    def validate(self, windows: int) -> float:
+        """Held-out bits per byte over `windows` windows; remembers what one window costs."""
+        began = time.perf_counter()
+        loss, _ = mean_loss(self.model, self.splits.val, self.batch_size, windows)
+        self.seconds_per_window = (time.perf_counter() - began) / min(
+            windows, max(1, (len(self.splits.val) - 1) // self.config.block_size)
+        )
+        return bits_per_byte(-loss * len(self.splits.val), self.splits.val_bytes)
+
+    def _micro_step(self, last: bool) -> float:
+        config = self.config
+        arrays = data.batch(self.splits.train, self.batch_size, config.block_size, self.rng, self.tokenizer, config.fim_rate)
+        x, y = (
+            torch.from_numpy(a).pin_memory().to(self.device, non_blocking=True) if self.cuda else torch.from_numpy(a)
+            for a in arrays
+        )
+        sync = contextlib.nullcontext() if last or not self.world.enabled else self.wrapped.no_sync()
+        with sync:
+            with self.autocast:
+                _, loss = self.forward(x, y)
+            (loss / config.grad_accum).backward()
+        return loss.item()
+
+    def _gradients(self) -> float:
+        """Accumulate one optimizer step's gradients; the mean loss of its micro-batches."""
+        accum = self.config.grad_accum
+        return sum(self._micro_step(i == accum - 1) for i in range(accum)) / accum
+
+    def _first_gradients(self, emit) -> float:
+        """The first compiled step compiles; if torch.compile fails here, say why in one line and go on without it."""
+        emit("status", message="compiling the training step (torch.compile: 20-40 s the first time, cached after)")
+        try:
+            return self._gradients()
+        except Exception as e:  # the compiler's failures have many types; the eager step below is the real test
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            emit("status", message=f"torch.compile failed ({reason}); training without it")
+            self.forward, self.config = self.wrapped, replace(self.config, compile=False)
+            self.model.zero_grad(set_to_none=True)
+            return self._gradients()
+
+    def train_step(self, progress: float, emit) -> dict:
+        """One optimizer step at the schedule's learning rate for `progress`; its record."""
+        lr = lr_at(self.config, self.step, progress)
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = group["peak_lr"] * lr / self.config.lr
+        first_compiled = self.config.compile and self.step == self.start_step and self.forward is not self.wrapped
+        loss = self._first_gradients(emit) if first_compiled else self._gradients()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        for optimizer in self.optimizers:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.smooth = loss if self.smooth is None else 0.9 * self.smooth + 0.1 * loss
+        return {"step": self.step, "loss": round(self.smooth, 4), "lr": lr}
+
+
+# -- the run ------------------------------------------------------------------------------------------
+def checkpoint_meta(
+    config: TrainConfig, device: str, device_reason: str, corpus: dict, metrics: dict, history: list, made_by: dict, extra: dict
+) -> dict:
+    """checkpoint.json's contents: what a checkpoint says about how it was made (pure)."""
+    return {
+        "train": asdict(config) | {"device": device},
+        "corpus": corpus,
+        "metrics": metrics,
+        "made_by": made_by | {"device": device, "device_reason": device_reason},
+        "history": history,
+    } | extra
+
+
+def _resumed(config: TrainConfig, out_dir: Path) -> tuple[TrainConfig, dict]:
+    """The config to go on with (the saved run's shape and data) and the saved optimizer state."""
+    if not (out_dir / checkpoint.META).is_file():
+        raise CheckpointError(f"nothing to resume: {out_dir} is not a checkpoint")
+    state = checkpoint.load_optimizer_state(out_dir)
+    if state is None:
+        raise CheckpointError(f"{out_dir} has no optimizer state to resume from")
+    saved = checkpoint.read_meta(out_dir)["train"]
+    keys = ("corpus", "tokenizer", "vocab_size", "block_size", "optimizer", *SHAPE_FIELDS)
+    return replace(config, **{k: saved.get(k, getattr(config, k)) for k in keys}), state
+
+
+def train(
+    config: TrainConfig, callbacks: Sequence[Callback] = (), started: float | None = None, made_by: dict | None = None
+) -> TrainResult:
     """Train (or resume) a model and save it under paras/NAME; Ctrl-C saves before returning.
     Under torchrun every rank trains on its own batches; only rank 0 reports, evaluates and saves.
-    `started` (a `time.perf_counter()` reading) is when the user's command began: --time counts from it."""
+    `started` (a `time.perf_counter()` reading) is when the user's command began: --time counts from it.
+    `made_by` (the command, say) is recorded in checkpoint.json as given."""
     world = distributed.world_from_env()
     out_dir = checkpoint.paras_dir(config.paras) / config.name
     with checkpoint.exclusive(out_dir) if world.is_main else contextlib.nullcontext():
-        return _train(config, callbacks, world, out_dir, started if started is not None else time.perf_counter())
+        run_start = started if started is not None else time.perf_counter()
+        return _run(config, callbacks, world, out_dir, run_start, made_by or {})
 
 
-def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distributed.World, out_dir: Path, run_start: float):
-    """--time budgets the whole run, from `run_start` (the command's start) to the saved checkpoint."""
+def _run(
+    config: TrainConfig, callbacks: Sequence[Callback], world, out_dir: Path, run_start: float, made_by: dict
+) -> TrainResult:
     emit = lambda event, **info: [cb(event, info) for cb in callbacks if world.is_main]  # noqa: E731
-    state = None
-    if config.resume:
-        if not (out_dir / checkpoint.META).is_file():
-            raise CheckpointError(f"nothing to resume: {out_dir} is not a checkpoint")
-        state = checkpoint.load_optimizer_state(out_dir)
-        if state is None:
-            raise CheckpointError(f"{out_dir} has no optimizer state to resume from")
-        saved = checkpoint.read_meta(out_dir)["train"]
-        for key in ("corpus", "tokenizer", "vocab_size", "batch_size", "block_size", "layers", "heads", "dim", "optimizer"):
-            setattr(config, key, saved.get(key, getattr(config, key)))
+    config, state = _resumed(config, out_dir) if config.resume else (config, None)
     config.check()
     device, device_reason = resolve_device(config.device)
     device = distributed.start(world, device)
-    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    corpus, tokenizer, splits = prepare_data(config, world, emit)
+    config = replace(config, vocab_size=config.vocab_size or tokenizer.vocab_size)
+    elapsed_before = float(state["elapsed"]) if state else 0.0
+    spent = lambda: elapsed_before + time.perf_counter() - run_start  # noqa: E731  what --time budgets
 
-    emit("status", message=f"reading corpus {' '.join(config.corpus)}")
-    if not world.is_main:  # rank 0 trains the tokenizer and fills the token cache; the rest reuse them
-        distributed.barrier(world)
-    corpus = data.gather(config.corpus)
-    emit("status", message=f"tokenizer {config.tokenizer}")
-    tokenizer, tok_dir = data.cached_tokenizer(corpus, tokenizer_class(config.tokenizer), config.vocab_size)
-    config.vocab_size = config.vocab_size or tokenizer.vocab_size
-    splits = data.token_cache(corpus, tokenizer, tokenizer.fingerprint(tok_dir))
-    if world.is_main:
-        distributed.barrier(world)
-    if len(splits.train) < config.block_size + 2:
-        raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
-
-    model_config = GPTConfig(
-        vocab_size=tokenizer.vocab_size,
-        block_size=config.block_size,
-        n_layer=config.layers,
-        n_head=config.heads,
-        n_embd=config.dim,
-    )
-    model = checkpoint.load(out_dir).model if config.resume else GPT(model_config)
+    sized: dict = {}
+    if all(getattr(config, f) is None for f in SHAPE_FIELDS) and config.time:
+        emit("status", message="measuring this machine's training speed to size the model for --time")
+        probe = lambda shape: _probe(config.sized(shape), tokenizer, splits, device)  # noqa: E731
+        budget = config.time
+        shape, sized = sizing.choose(lambda: 0.9 * (budget - spent()), probe, world)  # a tenth: indexing, final evaluation
+        emit("status", message=f"model shape {shape.name}: {sized['reason']}")
+        config = config.sized(shape)
+    config = config.sized(sizing.DEFAULT)  # what the user left open, without --time
+    torch.manual_seed(config.seed)  # the same initial weights on every rank, probed or not
+    model = checkpoint.load(out_dir).model if config.resume else GPT(config.model_config(tokenizer.vocab_size))
     model.to(device).train()
-    cuda = device.startswith("cuda")
-    optimizers = _optimizers(model, config, device)
-    step, elapsed_before, history = 0, 0.0, []
+    optimizers = make_optimizers(model, config, device)
+    step, history = 0, []
     if state is not None:
         saved_states = state["optimizer"] if isinstance(state["optimizer"], list) else [state["optimizer"]]
         for optimizer, saved_state in zip(optimizers, saved_states):
             optimizer.load_state_dict(saved_state)
-        step, elapsed_before = int(state["step"]), float(state["elapsed"])
-        history = checkpoint.read_meta(out_dir).get("history", [])
-    eager_model: Any = DistributedDataParallel(model, device_ids=[world.local_rank] if cuda else None) if world.enabled else model
-    step_model: Callable = torch.compile(eager_model) if config.compile else eager_model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+        step, history = int(state["step"]), checkpoint.read_meta(out_dir).get("history", [])
+    loop = Loop(config, model, optimizers, splits, tokenizer, device, world, step, history)
 
-    tokens_per_step = config.batch_size * config.block_size * config.grad_accum * world.size
-    steps_per_epoch = max(1, len(splits.train) // tokens_per_step)
+    steps_per_epoch = max(1, len(splits.train) // loop.tokens_per_step)
     total_steps = config.steps or (None if config.time else math.ceil((config.epochs or 1) * steps_per_epoch))
-    rng = np.random.default_rng([config.seed, step, world.rank])  # different batches on every rank
     if world.is_main:  # before "start": Ctrl-C here leaves nothing trained to save
         emit("status", message="indexing the training split for retrieval")
         gate_inputs = retrieval_features(splits, tokenizer)
@@ -240,123 +359,90 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback], world: distribute
         cache_reused=splits.reused,
         vocab_size=tokenizer.vocab_size,
         step=step,
+        shape={f: getattr(config, f) for f in SHAPE_FIELDS},
     )
-
     val_windows = max(1, (len(splits.val) - 1) // config.block_size)
-    final_windows = min(val_windows, FINAL_EVAL_WINDOWS)
-    timing = {"per_window": 0.0}
 
-    def validate(windows: int) -> float:
-        began = time.perf_counter()
-        loss, _ = mean_loss(model, splits.val, config.batch_size, windows)
-        timing["per_window"] = (time.perf_counter() - began) / min(windows, val_windows)
-        return bits_per_byte(-loss * len(splits.val), splits.val_bytes)
+    def final_windows() -> int:
+        """The whole held-out split up to FINAL_EVAL_WINDOWS, fewer where reading them would take more
+        than FINAL_EVAL_SHARE of a --time budget."""
+        fits = FINAL_EVAL_SHARE * config.time / loop.seconds_per_window if config.time and loop.seconds_per_window else math.inf
+        return int(max(1, min(val_windows, FINAL_EVAL_WINDOWS, fits)))
+    started = time.perf_counter()
+    elapsed = lambda: elapsed_before + time.perf_counter() - started  # noqa: E731
 
     def reserve() -> float:
         """Seconds the run needs after its last step: the final evaluation, the model's log-probabilities
         for the gate (about two window-reads per window of its tokens), the fit and saving; at most a
         quarter of the budget."""
-        windows = final_windows + 2 * GATE_POSITIONS / config.block_size
-        return min(timing["per_window"] * windows + FINISH_SECONDS, 0.25 * (config.time or 0.0))
+        windows = final_windows() + 2 * GATE_POSITIONS / config.block_size
+        return min(loop.seconds_per_window * windows + FINISH_SECONDS, 0.25 * (config.time or 0.0))
+
+    def progress() -> float:
+        if total_steps:
+            return loop.step / total_steps
+        return distributed.agree_max(world, spent() / max((config.time or 1.0) - reserve(), 1e-9))
 
     def save(val_bpb: float, final: bool = False) -> None:
-        files = {"loss.png": loss_png(history)}
-        retrieval: dict = {}
+        files, extra = {"loss.png": loss_png(loop.history)}, {"sizing": sized} if sized else {}
         if final:  # completions copy from the training split, weighted by a gate fitted on the validation split
             emit("status", message="fitting the retrieval gate")
-            retrieval, files["index/tokens.npy"] = fit_retrieval(model, splits, *gate_inputs)
-        meta = {
-            "train": asdict(config) | {"device": device},
-            "corpus": corpus.describe() | {"tokens": {"train": len(splits.train), "val": len(splits.val)}},
-            "metrics": {
-                "val_bpb": val_bpb,
-                "step": step,
-                "tokens_seen": step * tokens_per_step,
-                "wall_time_s": round(elapsed(), 1),
-                "run_s": round(spent(), 1),  # from reading the corpus on: what --time budgets
-                "tokens_per_second": round(tps(), 1),
-            },
-            "made_by": {"command": " ".join(["copilot-repl", *sys.argv[1:]]), "device": device, "device_reason": device_reason},
-            "history": history,
+            extra["retrieval"], files["index/tokens.npy"] = fit_retrieval(model, splits, *gate_inputs)
+        metrics = {
+            "val_bpb": val_bpb,
+            "step": loop.step,
+            "tokens_seen": loop.step * loop.tokens_per_step,
+            "wall_time_s": round(elapsed(), 1),
+            "run_s": round(spent(), 1),  # from reading the corpus on: what --time budgets
+            "tokens_per_second": round(loop.tokens_per_second(), 1),
         }
-        if retrieval:
-            meta["retrieval"] = retrieval
-        opt_state = {"optimizer": [o.state_dict() for o in optimizers], "step": step, "elapsed": elapsed()}
+        description = corpus.describe() | {"tokens": {"train": len(splits.train), "val": len(splits.val)}}
+        meta = checkpoint_meta(loop.config, device, device_reason, description, metrics, loop.history, made_by, extra)
+        opt_state = {"optimizer": [o.state_dict() for o in optimizers], "step": loop.step, "elapsed": elapsed()}
         checkpoint.save(out_dir, model, tokenizer, meta, opt_state, files=files)
-        emit("saved", path=str(out_dir), step=step, val_bpb=val_bpb)
+        emit("saved", path=str(out_dir), step=loop.step, val_bpb=val_bpb)
 
-    start, start_step = time.perf_counter(), step
-    elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
-    tps = lambda: (step - start_step) * tokens_per_step / max(time.perf_counter() - start, 1e-9)  # noqa: E731
-    interrupted, smooth, val_bpb = False, None, float("nan")
-
-    def compile_or_fall_back() -> float:
-        """The first step compiles; if torch.compile fails here, say why in one line and go on without it."""
-        nonlocal step_model
-        emit("status", message="compiling the training step (torch.compile: 20-40 s the first time, cached after)")
-        try:
-            return gradients()
-        except Exception as e:  # the compiler's failures have many types; the eager step below is the real test
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            emit("status", message=f"torch.compile failed ({reason}); training without it")
-            step_model, config.compile = eager_model, False
-            model.zero_grad(set_to_none=True)
-            return gradients()
-
-    def micro_step(last: bool) -> float:
-        arrays = data.batch(splits.train, config.batch_size, config.block_size, rng, tokenizer, config.fim_rate)
-        x, y = (torch.from_numpy(a).pin_memory().to(device, non_blocking=True) if cuda else torch.from_numpy(a) for a in arrays)
-        sync = contextlib.nullcontext() if last or not world.enabled else eager_model.no_sync()
-        with sync:
-            with autocast:
-                _, loss = step_model(x, y)
-            (loss / config.grad_accum).backward()
-        return loss.item()
-
-    def gradients() -> float:
-        """Accumulate one optimizer step's gradients; the mean loss of its micro-batches."""
-        return sum(micro_step(i == config.grad_accum - 1) for i in range(config.grad_accum)) / config.grad_accum
-
-    spent = lambda: elapsed_before + time.perf_counter() - run_start  # noqa: E731
+    interrupted, val_bpb = False, float("nan")
     try:
         if config.time and world.is_main:
-            validate(2)  # what a window of validation costs here, for the reserve
-        while True:
-            budget = max((config.time or 1.0) - reserve(), 1e-9)
-            progress = step / total_steps if total_steps else distributed.agree_max(world, spent() / budget)
-            if progress >= 1.0:
-                break
-            lr = lr_at(config, step, progress)
-            for optimizer in optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = group["peak_lr"] * lr / config.lr
-            loss_value = compile_or_fall_back() if config.compile and step == start_step else gradients()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            for optimizer in optimizers:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            step += 1
-            smooth = loss_value if smooth is None else 0.9 * smooth + 0.1 * loss_value
-            record = {"step": step, "loss": round(smooth, 4), "lr": lr, "elapsed": round(elapsed(), 2)}
-            if step % config.eval_every == 0 and world.is_main:
-                val_bpb = validate(config.eval_windows)
+            loop.validate(2)  # what a window of validation costs here, for the reserve
+        while (now := progress()) < 1.0:
+            record = loop.train_step(now, emit) | {"elapsed": round(elapsed(), 2)}
+            if loop.step % config.eval_every == 0 and world.is_main:
+                val_bpb = loop.validate(config.eval_windows)
                 record["val_bpb"] = round(val_bpb, 4)
-            if step % 10 == 0 or "val_bpb" in record:
-                history.append(record)
-            emit("step", **record, progress=progress, tokens_per_second=tps())
-            if step % steps_per_epoch == 0 and world.is_main:  # a checkpoint per epoch, and one at the end
+            if loop.step % 10 == 0 or "val_bpb" in record:
+                loop.history.append(record)
+            emit("step", **record, progress=now, tokens_per_second=loop.tokens_per_second())
+            if loop.step % steps_per_epoch == 0 and world.is_main:  # a checkpoint per epoch, and one at the end
                 save(val_bpb)
     except KeyboardInterrupt:
         interrupted = True
-    emit("end", step=step, interrupted=interrupted, history=history)
+    emit("end", step=loop.step, interrupted=interrupted, history=loop.history)
     if interrupted:
         emit("status", message="interrupted: saving")
     if world.is_main:
-        emit("status", message=f"final evaluation on {final_windows} of {val_windows} validation windows")
-        val_bpb = validate(final_windows)
-        final = {"step": step, "loss": round(smooth or float("nan"), 4), "elapsed": round(elapsed(), 2)}
-        history.append(final | {"val_bpb": round(val_bpb, 4)})
+        windows = final_windows()
+        emit("status", message=f"final evaluation on {windows} of {val_windows} validation windows")
+        val_bpb = loop.validate(windows)
+        final = {"step": loop.step, "loss": round(loop.smooth or float("nan"), 4), "elapsed": round(elapsed(), 2)}
+        loop.history.append(final | {"val_bpb": round(val_bpb, 4)})
         save(val_bpb, final=True)
     distributed.barrier(world)  # nobody leaves before the checkpoint is on disk
     distributed.stop(world)
-    return TrainResult(out_dir, step, val_bpb, tps(), interrupted, model)
+    return TrainResult(out_dir, loop.step, val_bpb, loop.tokens_per_second(), interrupted, model)
+
+
+def _probe(config: TrainConfig, tokenizer, splits, device: str) -> float:
+    """Training tokens per second of `config`'s shape here: two real steps on real batches, the second timed."""
+    config = replace(config, compile=False, grad_accum=1)
+    model = GPT(config.model_config(tokenizer.vocab_size)).to(device).train()
+    loop = Loop(config, model, make_optimizers(model, config, device), splits, tokenizer, device, distributed.World())
+    timings = []
+    for _ in range(2):
+        began = time.perf_counter()
+        loop.train_step(0.5, lambda *a, **k: None)
+        if loop.cuda:
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - began)
+    return loop.tokens_per_step / timings[-1]

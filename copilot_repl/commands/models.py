@@ -36,6 +36,7 @@ def _positive(kind):
 def _train_args(p: argparse.ArgumentParser) -> None:
     """Flags for every TrainConfig field; their defaults are TrainConfig's, the measured recipe."""
     from copilot_repl.devices import DEVICES
+    from copilot_repl.sizing import DEFAULT, SHAPES
     from copilot_repl.train import OPTIMIZERS, TrainConfig
 
     d = TrainConfig()
@@ -47,8 +48,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     length.add_argument("--steps", type=_positive(int), help="optimizer steps")
     length.add_argument("--time", type=parse_duration, help="wall-clock budget, e.g. 10m")
     p.add_argument("--device", default=d.device, choices=DEVICES)
-    for name in ("batch_size", "block_size", "layers", "heads", "dim", "grad_accum"):
+    for name in ("block_size", "grad_accum"):
         p.add_argument("--" + name.replace("_", "-"), type=_positive(int), default=getattr(d, name))
+    shape = ", ".join(f"{s.name} {s.layers}x{s.dim}, {s.heads} heads, batch {s.batch_size}" for s in SHAPES)
+    for name in ("layers", "heads", "dim", "batch_size"):
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_positive(int),
+            help=f"model shape; unset: with --time, measured and chosen from {shape}; else {DEFAULT.name}",
+        )
     p.add_argument("--lr", type=_positive(float), default=d.lr, help="peak learning rate (AdamW)")
     p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="muon: Muon for the block matrices")
     p.add_argument("--muon-lr", type=_positive(float), default=d.muon_lr, help="peak learning rate of Muon")
@@ -67,8 +75,9 @@ def train_command(session: Session, args: argparse.Namespace, out: Output) -> No
 
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
-    fields = {k: v for k, v in vars(args).items() if k != "json"}
-    result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()], session.command_started)
+    fields = {k: v for k, v in vars(args).items() if k not in ("json", "command_line")}
+    made_by = {"command": args.command_line}
+    result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()], session.command_started, made_by)
     if not world_from_env().is_main:
         return  # under torchrun, rank 0 speaks for all
     note = "interrupted; " if result.interrupted else ""

@@ -88,6 +88,7 @@ def parse_command(name: str, argv: list[str], prefix: str = ":") -> tuple[Comman
 
 def run_command(session: Session, name: str, argv: list[str], out: Output, prefix: str = ":") -> None:
     cmd, args = parse_command(name, argv, prefix)
+    args.command_line = prefix + shlex.join([name, *argv])  # as typed, for what a command records
     cmd.run(session, args, out)
 
 

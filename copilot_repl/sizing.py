@@ -1,0 +1,61 @@
+"""The model's shape for a time budget: the one expected to score best on the tokens this machine will
+really process in that time.
+
+Each calibrated shape has measured (training tokens, held-out stdlib bits/byte) points from full runs of
+the default recipe (`--steps`, so the schedule was complete; README "How the default recipe was chosen").
+A run measures each shape's training speed here with two real steps, turns the time it has left into
+tokens per shape, reads each curve there (linear in log tokens, the end segments extended), and takes
+the lowest. A fast day buys a bigger model; a slow day, or a short budget, a smaller one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from copilot_repl import distributed
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    layers: int
+    heads: int
+    dim: int
+    batch_size: int
+    curve: tuple[tuple[float, float], ...]  # (training tokens, val bits/byte), tokens ascending
+
+    def expected_bpb(self, tokens: float) -> float:
+        """The curve read at `tokens`, linear in log tokens; beyond its ends the end segments go on."""
+        points = self.curve
+        i = 1 + sum(t <= tokens for t, _ in points[1:-1])
+        (t0, b0), (t1, b1) = points[i - 1], points[i]
+        slope = (b1 - b0) / (math.log(t1) - math.log(t0))
+        return b0 + slope * (math.log(max(tokens, 1.0)) - math.log(t0))
+
+
+SHAPES = (
+    Shape("small", 2, 4, 128, 8, ((1.96e6, 1.52), (6.4e6, 1.30))),
+    Shape("default", 4, 4, 128, 16, ((1.35e6, 1.547), (4.64e6, 1.277))),
+)
+DEFAULT = SHAPES[1]  # without --time: the shape the shipped model has
+
+
+def choose(seconds_left: Callable[[], float], probe: Callable[[Shape], float], world: distributed.World) -> tuple[Shape, dict]:
+    """The shape for the time left after probing, and what checkpoint.json records about the choice.
+    `probe(shape)` measures the shape's training tokens/s here."""
+    rates = {shape.name: probe(shape) for shape in SHAPES}
+    seconds = max(seconds_left(), 1.0)
+    expected = {s.name: s.expected_bpb(rates[s.name] * seconds) for s in SHAPES}
+    best = min(SHAPES, key=lambda s: expected[s.name])
+    best = SHAPES[int(distributed.agree_max(world, SHAPES.index(best)))]  # ranks differ a little: the largest wins
+    tokens = rates[best.name] * seconds
+    record = {
+        "shape": best.name,
+        "reason": f"{rates[best.name]:,.0f} training tokens/s measured here, {tokens / 1e6:.1f}M tokens in the "
+        f"{seconds:.0f} s left, where its calibrated curve expects {expected[best.name]:.3f} bits/byte, the lowest",
+        "tokens_per_second": {k: round(v, 1) for k, v in rates.items()},
+        "expected_bpb": {k: round(v, 4) for k, v in expected.items()},
+        "calibrated": [asdict(s) for s in SHAPES],
+    }
+    return best, record
