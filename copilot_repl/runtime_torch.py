@@ -32,6 +32,13 @@ class TorchRuntime:
         logits, _ = self.model(torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(self.device), cache=self.cache)
         return logits[:, -1].float().cpu().numpy()
 
+    @torch.inference_mode()
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        """Logits at every position of `ids` (rows, T), for scoring text; no cache."""
+        self.cache = None
+        logits, _ = self.model(torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(self.device))
+        return logits.float().cpu().numpy()
+
     def prefill(self, ids: np.ndarray) -> np.ndarray:
         self.cache = KVCache(self.config, len(ids), self.device, self.dtype)
         return self._run(ids)

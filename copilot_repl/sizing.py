@@ -39,11 +39,15 @@ SHAPES = (
     Shape("default", 4, 4, 128, 16, ((1.35e6, 1.547), (4.64e6, 1.277))),
 )
 DEFAULT = SHAPES[1]  # without --time: the shape the shipped model has
+PROBED_FROM_SECONDS = 60  # shorter runs take the smallest shape: probing costs about 5 s, and few tokens favour it
 
 
 def choose(seconds_left: Callable[[], float], probe: Callable[[Shape], float], world: distributed.World) -> tuple[Shape, dict]:
     """The shape for the time left after probing, and what checkpoint.json records about the choice.
     `probe(shape)` measures the shape's training tokens/s here."""
+    if seconds_left() < PROBED_FROM_SECONDS:
+        reason = f"under {PROBED_FROM_SECONDS} s left: the smallest calibrated shape"
+        return SHAPES[0], {"shape": SHAPES[0].name, "reason": reason}
     rates = {shape.name: probe(shape) for shape in SHAPES}
     seconds = max(seconds_left(), 1.0)
     expected = {s.name: s.expected_bpb(rates[s.name] * seconds) for s in SHAPES}

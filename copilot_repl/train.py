@@ -6,11 +6,10 @@ from a pure function. `train()` never changes the caller's config: resuming and 
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,76 +19,18 @@ from torch.nn.parallel import DistributedDataParallel
 
 from copilot_repl import checkpoint, data, distributed, sizing
 from copilot_repl.devices import resolve_device
-from copilot_repl.errors import CheckpointError, CorpusError, UsageError
+from copilot_repl.errors import CheckpointError, CorpusError
 from copilot_repl.evaluate import mean_loss
-from copilot_repl.model import GPT, GPTConfig
+from copilot_repl.model import GPT
 from copilot_repl.plot import loss_png
+from copilot_repl.recipe import SHAPE_FIELDS, TrainConfig, lr_at, make_optimizers
+from copilot_repl.retrieval_fit import GATE_POSITIONS, fit_retrieval, retrieval_features
 from copilot_repl.scoring import bits_per_byte
 from copilot_repl.tokenizer import tokenizer_class
 
-WARMUP_SHARE = 0.05  # of a run: the warm-up never takes longer
-GATE_POSITIONS = 16384  # validation tokens the retrieval gate is fitted on (a few seconds)
 FINAL_EVAL_WINDOWS = 512  # the final validation reads at most this many windows (all of stdlib's held-out split)
 FINAL_EVAL_SHARE = 0.1  # of a --time budget: a short run's final validation reads fewer windows
-FINISH_SECONDS = 2.0  # fitting the gate's four numbers and saving, beyond reading windows
-INDEX_MAX_TOKENS = 16_000_000  # completions copy from at most this much of the training split (32 MB saved)
-SHAPE_FIELDS = ("layers", "heads", "dim", "batch_size")
-
-
-@dataclass
-class TrainConfig:
-    corpus: list[str] = field(default_factory=lambda: ["stdlib"])
-    tokenizer: str = "bpe"
-    vocab_size: int | None = None  # None: the plugin's default (char: every character seen)
-    epochs: float | None = None
-    steps: int | None = None
-    time: float | None = None  # seconds for the whole run; the LR schedule follows elapsed time then
-    device: str = "auto"
-    batch_size: int | None = None  # None for these four: sized to --time by sizing.py, else sizing.DEFAULT
-    block_size: int = 256
-    layers: int | None = None
-    heads: int | None = None
-    dim: int | None = None
-    lr: float = 1e-2  # measured best of 3e-3, 6e-3 and 1e-2 at a 3-minute budget (README)
-    warmup: int = 100  # steps
-    cooldown: float = 0.4  # final fraction of the run over which the LR decays linearly
-    weight_decay: float = 0.1
-    optimizer: str = "muon"  # 7% lower bits/byte than AdamW alone at 3 minutes, 3 seeds each (README)
-    muon_lr: float = 0.01  # measured best of 0.005, 0.01, 0.02, 0.05
-    grad_accum: int = 1  # micro-batches per optimizer step; gradients are all-reduced once per step
-    fim_rate: float = 0.5  # share of windows rearranged for fill-in-the-middle; costs 0.7% left-to-right
-    eval_every: int = 200  # steps
-    eval_windows: int = 64  # context windows per periodic validation; the final one reads up to FINAL_EVAL_WINDOWS
-    seed: int = 1337
-    name: str = "model"
-    paras: str | None = None
-    resume: bool = False
-    compile: bool = False  # fwd+bwd +20% on a CPU, but a whole step with Muon measured no faster: opt-in
-
-    def check(self) -> None:
-        for flag in ("block_size", *SHAPE_FIELDS):
-            if getattr(self, flag) is not None and getattr(self, flag) < 1:
-                raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
-        if self.dim and self.heads and (self.dim % self.heads or (self.dim // self.heads) % 2):
-            raise UsageError(f"--dim {self.dim} must split into --heads {self.heads} heads of even width")
-        if not (self.lr > 0 and self.muon_lr > 0):
-            raise UsageError("--lr and --muon-lr must be positive")
-        if self.optimizer not in OPTIMIZERS:
-            raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
-        if not 0 <= self.fim_rate <= 1:
-            raise UsageError("--fim-rate must be between 0 and 1")
-        if sum(x is not None for x in (self.epochs, self.steps, self.time)) > 1:
-            raise UsageError("give only one of --epochs, --steps, --time")
-
-    def sized(self, shape: sizing.Shape) -> TrainConfig:
-        """A copy with every shape field the user left open taken from `shape`."""
-        return replace(self, **{f: getattr(shape, f) if getattr(self, f) is None else getattr(self, f) for f in SHAPE_FIELDS})
-
-    def model_config(self, vocab_size: int) -> GPTConfig:
-        assert self.layers and self.heads and self.dim, "size the config first"
-        return GPTConfig(
-            vocab_size=vocab_size, block_size=self.block_size, n_layer=self.layers, n_head=self.heads, n_embd=self.dim
-        )
+SAVE_SECONDS = 1.0  # writing the checkpoint (about 20 MB for the default shape, fsync'd)
 
 
 @dataclass
@@ -103,38 +44,6 @@ class TrainResult:
 
 
 Callback = Callable[[str, dict], None]
-OPTIMIZERS = ("adamw", "muon")
-
-
-def lr_at(config: TrainConfig, step: int, progress: float) -> float:
-    """Linear warm-up, a flat middle, then linear decay over the last `cooldown` of the run.
-    `progress` may come from steps or from elapsed time, so a time budget gets a full schedule. The
-    warm-up ends after `warmup` steps or `WARMUP_SHARE` of the run, whichever comes first, so a short
-    run (30 s here is 15 steps) still reaches its learning rate."""
-    warm = min(1.0, max((step + 1) / config.warmup, progress / WARMUP_SHARE))
-    decay = min(1.0, max(0.05, (1.0 - progress) / config.cooldown))
-    return config.lr * warm * decay
-
-
-def make_optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.optim.Optimizer]:
-    """AdamW for everything, or Muon (torch.optim.Muon) for the block matrices and AdamW for the
-    embedding, which Muon's orthogonalisation does not suit. Each group remembers its peak LR."""
-    hidden = [p for p in model.blocks.parameters() if p.dim() == 2] if config.optimizer == "muon" else []
-    taken = {id(p) for p in hidden}
-    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in taken]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay, "peak_lr": config.lr},
-        {"params": rest, "weight_decay": 0.0, "peak_lr": config.lr},
-    ]
-    optimizers: list[torch.optim.Optimizer] = [
-        torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
-    ]
-    if hidden:
-        muon = torch.optim.Muon(hidden, lr=config.muon_lr, weight_decay=config.weight_decay)
-        muon.param_groups[0]["peak_lr"] = config.muon_lr
-        optimizers.append(muon)
-    return optimizers
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -153,37 +62,6 @@ def prepare_data(config: TrainConfig, world: distributed.World, emit: Callable[.
     if len(splits.train) < config.block_size + 2:
         raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
     return corpus, tokenizer, splits
-
-
-def retrieval_features(splits: data.TokenSplits, tokenizer):
-    """What the two predictors offer at each fitting position of the validation split. It does not
-    depend on the model, so it is computed before training and counted in a --time budget."""
-    from copilot_repl.retrieval import CorpusIndex
-    from copilot_repl.scoring import Features
-
-    val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
-    index = CorpusIndex.build(np.asarray(splits.train[:INDEX_MAX_TOKENS]), tokenizer.vocab_size)
-    return val, Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id)
-
-
-def fit_retrieval(model: GPT, splits: data.TokenSplits, val: np.ndarray, features) -> tuple[dict, bytes]:
-    """The gate fitted to the trained model (for checkpoint.json) and the training tokens to index."""
-    from copilot_repl.runtime_numpy import NumpyGPT
-    from copilot_repl.scoring import fit_gate, mixed_logprobs, model_logprobs
-
-    runtime = NumpyGPT(model.config, {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
-    model_lp = model_logprobs(runtime, val)
-    gate = fit_gate(model_lp, features, steps=150)
-    scale = splits.val_bytes * (len(val) - 1) / max(len(splits.val), 1)  # bytes behind the fitted tokens, roughly
-    gate.fitted_on = {
-        "split": "val",
-        "positions": len(val) - 1,
-        "bits_per_byte_model": round(bits_per_byte(model_lp.sum(), scale), 4),
-        "bits_per_byte_mixed": round(bits_per_byte(mixed_logprobs(model_lp, features, gate).sum(), scale), 4),
-    }
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(splits.train[:INDEX_MAX_TOKENS]))
-    return gate.to_dict(), buffer.getvalue()
 
 
 # -- the loop -----------------------------------------------------------------------------------------
@@ -282,6 +160,35 @@ def checkpoint_meta(
     } | extra
 
 
+def _shaped(
+    config: TrainConfig, tokenizer, splits, device: str, world, spent: Callable[[], float], emit
+) -> tuple[TrainConfig, dict]:
+    """The config with every shape field filled: what the user gave, else with --time the shape
+    sizing.py chooses from this machine's measured speed (and its record), else sizing.DEFAULT."""
+    if any(getattr(config, f) is not None for f in SHAPE_FIELDS) or not config.time:
+        return config.sized(sizing.DEFAULT), {}
+    emit("status", message="measuring this machine's training speed to size the model for --time")
+    probe = lambda shape: _probe(config.sized(shape), tokenizer, splits, device)  # noqa: E731
+    budget = config.time
+    shape, record = sizing.choose(lambda: 0.9 * (budget - spent()), probe, world)  # a tenth: indexing, final evaluation
+    emit("status", message=f"model shape {shape.name}: {record['reason']}")
+    return config.sized(shape), record
+
+
+def build_model(config: TrainConfig, vocab_size: int, device: str, out_dir: Path, state: dict | None):
+    """The model (new, or the saved one when resuming), its optimizers, and the step and history to go on from."""
+    torch.manual_seed(config.seed)  # the same initial weights on every rank, probed or not
+    model = checkpoint.load(out_dir).model if state is not None else GPT(config.model_config(vocab_size))
+    model.to(device).train()
+    optimizers = make_optimizers(model, config, device)
+    if state is None:
+        return model, optimizers, 0, []
+    saved_states = state["optimizer"] if isinstance(state["optimizer"], list) else [state["optimizer"]]
+    for optimizer, saved_state in zip(optimizers, saved_states):
+        optimizer.load_state_dict(saved_state)
+    return model, optimizers, int(state["step"]), checkpoint.read_meta(out_dir).get("history", [])
+
+
 def _resumed(config: TrainConfig, out_dir: Path) -> tuple[TrainConfig, dict]:
     """The config to go on with (the saved run's shape and data) and the saved optimizer state."""
     if not (out_dir / checkpoint.META).is_file():
@@ -321,25 +228,8 @@ def _run(
     elapsed_before = float(state["elapsed"]) if state else 0.0
     spent = lambda: elapsed_before + time.perf_counter() - run_start  # noqa: E731  what --time budgets
 
-    sized: dict = {}
-    if all(getattr(config, f) is None for f in SHAPE_FIELDS) and config.time:
-        emit("status", message="measuring this machine's training speed to size the model for --time")
-        probe = lambda shape: _probe(config.sized(shape), tokenizer, splits, device)  # noqa: E731
-        budget = config.time
-        shape, sized = sizing.choose(lambda: 0.9 * (budget - spent()), probe, world)  # a tenth: indexing, final evaluation
-        emit("status", message=f"model shape {shape.name}: {sized['reason']}")
-        config = config.sized(shape)
-    config = config.sized(sizing.DEFAULT)  # what the user left open, without --time
-    torch.manual_seed(config.seed)  # the same initial weights on every rank, probed or not
-    model = checkpoint.load(out_dir).model if config.resume else GPT(config.model_config(tokenizer.vocab_size))
-    model.to(device).train()
-    optimizers = make_optimizers(model, config, device)
-    step, history = 0, []
-    if state is not None:
-        saved_states = state["optimizer"] if isinstance(state["optimizer"], list) else [state["optimizer"]]
-        for optimizer, saved_state in zip(optimizers, saved_states):
-            optimizer.load_state_dict(saved_state)
-        step, history = int(state["step"]), checkpoint.read_meta(out_dir).get("history", [])
+    config, sized = _shaped(config, tokenizer, splits, device, world, spent, emit)
+    model, optimizers, step, history = build_model(config, tokenizer.vocab_size, device, out_dir, state)
     loop = Loop(config, model, optimizers, splits, tokenizer, device, world, step, history)
 
     steps_per_epoch = max(1, len(splits.train) // loop.tokens_per_step)
@@ -368,6 +258,7 @@ def _run(
         than FINAL_EVAL_SHARE of a --time budget."""
         fits = FINAL_EVAL_SHARE * config.time / loop.seconds_per_window if config.time and loop.seconds_per_window else math.inf
         return int(max(1, min(val_windows, FINAL_EVAL_WINDOWS, fits)))
+
     started = time.perf_counter()
     elapsed = lambda: elapsed_before + time.perf_counter() - started  # noqa: E731
 
@@ -376,7 +267,8 @@ def _run(
         for the gate (about two window-reads per window of its tokens), the fit and saving; at most a
         quarter of the budget."""
         windows = final_windows() + 2 * GATE_POSITIONS / config.block_size
-        return min(loop.seconds_per_window * windows + FINISH_SECONDS, 0.25 * (config.time or 0.0))
+        after = loop.seconds_per_window * windows + (gate_inputs.fit_seconds if world.is_main else 0.0) + SAVE_SECONDS
+        return min(after, 0.25 * (config.time or 0.0))
 
     def progress() -> float:
         if total_steps:
@@ -387,7 +279,7 @@ def _run(
         files, extra = {"loss.png": loss_png(loop.history)}, {"sizing": sized} if sized else {}
         if final:  # completions copy from the training split, weighted by a gate fitted on the validation split
             emit("status", message="fitting the retrieval gate")
-            extra["retrieval"], files["index/tokens.npy"] = fit_retrieval(model, splits, *gate_inputs)
+            extra["retrieval"], files["index/tokens.npy"] = fit_retrieval(model, splits, gate_inputs)
         metrics = {
             "val_bpb": val_bpb,
             "step": loop.step,

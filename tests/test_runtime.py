@@ -48,6 +48,7 @@ def test_numpy_and_torch_give_the_same_logits_and_greedy_tokens(make):
     with torch.no_grad():
         expected = model(torch.from_numpy(ids))[0].numpy()
     assert np.abs(numpy_rt.logits(ids) - expected).max() < 1e-4
+    assert np.abs(torch_rt.logits(ids) - expected).max() < 1e-4  # what training fits the gate with
     assert np.abs(numpy_rt.prefill(ids[:, :30]) - torch_rt.prefill(ids[:, :30])).max() < 1e-4
     for t in range(30, 40):
         assert np.abs(numpy_rt.step(ids[:, t]) - torch_rt.step(ids[:, t])).max() < 1e-4

@@ -32,14 +32,17 @@ def test_the_shape_follows_the_tokens_this_machine_will_process(monkeypatch, rat
         probed.append(shape.name)
         return rate
 
-    shape, record = sizing.choose(lambda: 100.0, probe, distributed.World())
+    shape, record = sizing.choose(lambda: 600.0, probe, distributed.World())
     assert probed == ["narrow", "wide"] and shape.name == chosen == record["shape"]
     assert record["tokens_per_second"] == {"narrow": rate, "wide": rate}
     assert f"{rate:,.0f} training tokens/s" in record["reason"]
+    short, record = sizing.choose(lambda: 30.0, probe, distributed.World())
+    assert short.name == "narrow" and len(probed) == 2 and "under 60 s" in record["reason"]
 
 
 def test_a_timed_run_records_its_sizing_and_leaves_the_callers_config_alone(corpus_dir, monkeypatch):
     monkeypatch.setattr(sizing, "SHAPES", (NARROW, WIDE))
+    monkeypatch.setattr(sizing, "PROBED_FROM_SECONDS", 0)  # probe even in a test's few seconds
     shape_free = {k: v for k, v in TINY.items() if k not in ("layers", "heads", "dim", "batch_size")}
     config = TrainConfig(corpus=[str(corpus_dir)], tokenizer="char", name="sized", time=6.0, **shape_free)
     before = asdict(config)

@@ -36,8 +36,8 @@ def _positive(kind):
 def _train_args(p: argparse.ArgumentParser) -> None:
     """Flags for every TrainConfig field; their defaults are TrainConfig's, the measured recipe."""
     from copilot_repl.devices import DEVICES
+    from copilot_repl.recipe import OPTIMIZERS, TrainConfig
     from copilot_repl.sizing import DEFAULT, SHAPES
-    from copilot_repl.train import OPTIMIZERS, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--corpus", nargs="+", default=d.corpus, help="files, folders of .py, `stdlib` or `site`")
