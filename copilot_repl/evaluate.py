@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -10,8 +12,15 @@ from copilot_repl.model import GPT
 
 
 @torch.no_grad()
-def mean_loss(model: GPT, tokens: np.ndarray, batch_size: int, max_windows: int | None = None) -> tuple[float, float]:
-    """Mean next-token loss (nats) and accuracy over non-overlapping context windows."""
+def mean_loss(
+    model: GPT,
+    tokens: np.ndarray,
+    batch_size: int,
+    max_windows: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[float, float]:
+    """Mean next-token loss (nats) and accuracy over non-overlapping context windows; `progress` is
+    told (windows read, windows in all) after every batch."""
     block = model.config.block_size
     device = next(model.parameters()).device
     n_windows = max(1, (len(tokens) - 1) // block)
@@ -29,5 +38,7 @@ def mean_loss(model: GPT, tokens: np.ndarray, batch_size: int, max_windows: int 
         n = window[:, 1:].numel()
         total, count = total + float(loss) * n, count + n
         correct += int((logits.argmax(-1) == window[:, 1:]).sum())
+        if progress:
+            progress(min(i + batch_size, len(starts)), len(starts))
     model.train(was_training)
     return total / max(count, 1), correct / max(count, 1)

@@ -18,8 +18,10 @@ def _fmt_line(info: dict) -> str:
     return "  ".join(parts)
 
 
-def _encoded(info: dict) -> str:
-    return f"{info['done'] / 1e6:,.1f} of {info['total'] / 1e6:,.1f} MB"
+def _done(event: str, info: dict) -> str:
+    if event == "encode":
+        return f"{info['done'] / 1e6:,.1f} of {info['total'] / 1e6:,.1f} MB"
+    return f"{info['done']:,} of {info['total']:,} windows"
 
 
 def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[[str, dict], None]:
@@ -41,9 +43,9 @@ def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[
         elif event == "step" and ("val_bpb" in info or time.monotonic() - last[0] >= every):
             last[0] = time.monotonic()
             print(_fmt_line(info), file=stream, flush=True)
-        elif event == "encode" and (info["done"] == info["total"] or time.monotonic() - last[0] >= every):
+        elif event in ("encode", "evaluate") and (info["done"] == info["total"] or time.monotonic() - last[0] >= every):
             last[0] = time.monotonic()
-            print(f"encoding: {_encoded(info)}", file=stream, flush=True)
+            print(f"{event}: {_done(event, info)}", file=stream, flush=True)
         elif event == "status":
             print(info["message"], file=stream, flush=True)
         elif event == "saved":
@@ -67,14 +69,19 @@ def rich_progress(console) -> Callable[[str, dict], None]:
         console=console,
         transient=False,
     )
-    state: dict[str, Any] = {"task": None, "val": "", "encode": None}
+    state: dict[str, Any] = {"task": None, "val": ""}
 
     def callback(event: str, info: dict) -> None:
-        if event == "encode":
-            if state["encode"] is None:
+        if event in ("encode", "evaluate"):  # a bar of its own, after the run's bar has stopped for "evaluate"
+            if state.get(event) is None:
+                if event == "evaluate":  # the bars above stay printed as they ended
+                    for task in list(progress.task_ids):
+                        progress.remove_task(task)
                 progress.start()
-                state["encode"] = progress.add_task("encode", total=info["total"], stats="")
-            progress.update(state["encode"], completed=info["done"], stats=f"encoding the corpus: {_encoded(info)}")
+                state[event] = progress.add_task(event, total=info["total"], stats="")
+            progress.update(state[event], completed=info["done"], stats=_done(event, info))
+            if event == "evaluate" and info["done"] == info["total"]:
+                progress.stop()
         elif event == "start":
             plain_progress(console.file)(event, info)
             total = info["total_steps"] or info["time"]

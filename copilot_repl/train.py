@@ -89,10 +89,10 @@ class Loop:
     def tokens_per_second(self) -> float:
         return (self.step - self.start_step) * self.tokens_per_step / max(time.perf_counter() - self.started, 1e-9)
 
-    def validate(self, windows: int) -> float:
+    def validate(self, windows: int, progress: Callable[[int, int], None] | None = None) -> float:
         """Held-out bits per byte over `windows` windows; remembers what one window costs."""
         began = time.perf_counter()
-        loss, _ = mean_loss(self.model, self.splits.val, self.batch_size, windows)
+        loss, _ = mean_loss(self.model, self.splits.val, self.batch_size, windows, progress)
         self.seconds_per_window = (time.perf_counter() - began) / min(
             windows, max(1, (len(self.splits.val) - 1) // self.config.block_size)
         )
@@ -218,7 +218,10 @@ def train(
 def _run(
     config: TrainConfig, callbacks: Sequence[Callback], world, out_dir: Path, run_start: float, made_by: dict
 ) -> TrainResult:
-    emit = lambda event, **info: [cb(event, info) for cb in callbacks if world.is_main]  # noqa: E731
+    def emit(event: str, **info) -> None:
+        for callback in callbacks if world.is_main else ():
+            callback(event, info)
+
     config, state = _resumed(config, out_dir) if config.resume else (config, None)
     config.check()
     device, device_reason = resolve_device(config.device)
@@ -316,7 +319,7 @@ def _run(
     if world.is_main:
         windows = final_windows()
         emit("status", message=f"final evaluation on {windows} of {val_windows} validation windows")
-        val_bpb = loop.validate(windows)
+        val_bpb = loop.validate(windows, lambda done, total: emit("evaluate", done=done, total=total))
         final = {"step": loop.step, "loss": round(loop.smooth or float("nan"), 4), "elapsed": round(elapsed(), 2)}
         loop.history.append(final | {"val_bpb": round(val_bpb, 4)})
         save(val_bpb, final=True)
