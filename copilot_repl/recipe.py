@@ -1,15 +1,19 @@
 """What a training run is asked to do: the config with the measured recipe as its defaults, the
-learning-rate schedule, and the optimizers."""
+learning-rate schedule, and the optimizers. Importing it needs no torch, so `train --help` is quick."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-
-import torch
+from typing import TYPE_CHECKING
 
 from copilot_repl import sizing
+from copilot_repl.config import GPTConfig
 from copilot_repl.errors import UsageError
-from copilot_repl.model import GPT, GPTConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from copilot_repl.model import GPT
 
 WARMUP_SHARE = 0.05  # of a run: the warm-up never takes longer
 SHAPE_FIELDS = ("layers", "heads", "dim", "batch_size")
@@ -85,6 +89,8 @@ def lr_at(config: TrainConfig, step: int, progress: float) -> float:
 def make_optimizers(model: GPT, config: TrainConfig, device: str) -> list[torch.optim.Optimizer]:
     """AdamW for everything, or Muon (torch.optim.Muon) for the block matrices and AdamW for the
     embedding, which Muon's orthogonalisation does not suit. Each group remembers its peak LR."""
+    import torch
+
     hidden = [p for p in model.blocks.parameters() if p.dim() == 2] if config.optimizer == "muon" else []
     taken = {id(p) for p in hidden}
     decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in taken]

@@ -2,7 +2,7 @@
 really process in that time.
 
 Each calibrated shape has measured (training tokens, held-out stdlib bits/byte) points from full runs of
-the default recipe (`--steps`, so the schedule was complete; README "How the default recipe was chosen").
+the default recipe (`--steps`, so the schedule was complete; README "How `--time` sizes the model").
 A run measures each shape's training speed here with two real steps, turns the time it has left into
 tokens per shape, reads each curve there (linear in log tokens, the end segments extended), and takes
 the lowest. A fast day buys a bigger model; a slow day, or a short budget, a smaller one."""
@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-
-from copilot_repl import distributed
 
 
 @dataclass(frozen=True)
@@ -44,9 +42,12 @@ DEFAULT = SHAPES[1]  # without --time: the shape the shipped model has
 PROBED_FROM_SECONDS = 60  # shorter runs take the smallest shape: probing costs about 5 s, and few tokens favour it
 
 
-def choose(seconds_left: Callable[[], float], probe: Callable[[Shape], float], world: distributed.World) -> tuple[Shape, dict]:
+def choose(
+    seconds_left: Callable[[], float], probe: Callable[[Shape], float], agree: Callable[[int], int] = lambda i: i
+) -> tuple[Shape, dict]:
     """The shape for the time left after probing, and what checkpoint.json records about the choice.
-    `probe(shape)` measures the shape's training tokens/s here."""
+    `probe(shape)` measures the shape's training tokens/s here; `agree` settles the index chosen with
+    the other processes of a torchrun (the largest wins: their speeds differ a little)."""
     if seconds_left() < PROBED_FROM_SECONDS:
         reason = f"under {PROBED_FROM_SECONDS} s left: the smallest calibrated shape"
         return SHAPES[0], {"shape": SHAPES[0].name, "reason": reason}
@@ -54,7 +55,7 @@ def choose(seconds_left: Callable[[], float], probe: Callable[[Shape], float], w
     seconds = max(seconds_left(), 1.0)
     expected = {s.name: s.expected_bpb(rates[s.name] * seconds) for s in SHAPES}
     best = min(SHAPES, key=lambda s: expected[s.name])
-    best = SHAPES[int(distributed.agree_max(world, SHAPES.index(best)))]  # ranks differ a little: the largest wins
+    best = SHAPES[agree(SHAPES.index(best))]
     tokens = rates[best.name] * seconds
     record = {
         "shape": best.name,

@@ -170,7 +170,8 @@ def _shaped(
     emit("status", message="measuring this machine's training speed to size the model for --time")
     probe = lambda shape: _probe(config.sized(shape), tokenizer, splits, device)  # noqa: E731
     budget = config.time
-    shape, record = sizing.choose(lambda: 0.9 * (budget - spent()), probe, world)  # a tenth: indexing, final evaluation
+    agree = lambda index: int(distributed.agree_max(world, index))  # noqa: E731
+    shape, record = sizing.choose(lambda: 0.9 * (budget - spent()), probe, agree)  # a tenth: indexing, final evaluation
     emit("status", message=f"model shape {shape.name}: {record['reason']}")
     return config.sized(shape), record
 

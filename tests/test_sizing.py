@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from conftest import TINY
-from copilot_repl import checkpoint, data, distributed, sizing
+from copilot_repl import checkpoint, data, sizing
 from copilot_repl.tokenizer import tokenizer_class
 from copilot_repl.train import TrainConfig, train
 
@@ -32,11 +32,11 @@ def test_the_shape_follows_the_tokens_this_machine_will_process(monkeypatch, rat
         probed.append(shape.name)
         return rate
 
-    shape, record = sizing.choose(lambda: 600.0, probe, distributed.World())
+    shape, record = sizing.choose(lambda: 600.0, probe)
     assert probed == ["narrow", "wide"] and shape.name == chosen == record["shape"]
     assert record["tokens_per_second"] == {"narrow": rate, "wide": rate}
     assert f"{rate:,.0f} training tokens/s" in record["reason"]
-    short, record = sizing.choose(lambda: 30.0, probe, distributed.World())
+    short, record = sizing.choose(lambda: 30.0, probe)
     assert short.name == "narrow" and len(probed) == 2 and "under 60 s" in record["reason"]
 
 
