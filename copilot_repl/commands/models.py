@@ -50,13 +50,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device, choices=DEVICES)
     for name in ("block_size", "grad_accum"):
         p.add_argument("--" + name.replace("_", "-"), type=_positive(int), default=getattr(d, name))
-    shape = ", ".join(f"{s.name} {s.layers}x{s.dim}, {s.heads} heads, batch {s.batch_size}" for s in SHAPES)
-    for name in ("layers", "heads", "dim", "batch_size"):
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=_positive(int),
-            help=f"model shape; unset: with --time, measured and chosen from {shape}; else {DEFAULT.name}",
-        )
+    shapes = "; ".join(f"{s.name}: {s.layers} x {s.dim}, {s.heads} heads, batch {s.batch_size}" for s in SHAPES)
+    what = {"heads": "attention heads", "dim": "width", "batch_size": "windows per micro-batch"}
+    p.add_argument(
+        "--layers",
+        type=_positive(int),
+        help=f"blocks. Leave out all four shape flags and --time measures this machine and picks ({shapes}); "
+        f"without --time the shape is {DEFAULT.name}",
+    )
+    for name, meaning in what.items():
+        p.add_argument("--" + name.replace("_", "-"), type=_positive(int), help=f"{meaning} (see --layers)")
     p.add_argument("--lr", type=_positive(float), default=d.lr, help="peak learning rate (AdamW)")
     p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="muon: Muon for the block matrices")
     p.add_argument("--muon-lr", type=_positive(float), default=d.muon_lr, help="peak learning rate of Muon")
