@@ -30,6 +30,8 @@ from copilot_repl.tokenizer import tokenizer_class
 
 FINAL_EVAL_WINDOWS = 512  # the final validation reads at most this many windows (all of stdlib's held-out split)
 FINAL_EVAL_SHARE = 0.1  # of a --time budget: a short run's final validation reads fewer windows
+FINAL_EVAL_MIN_WINDOWS = 32  # but never fewer (8k tokens at context 256: under a second here)
+RESERVE_SHARE = 0.5  # of a --time budget: a 20 s run spends about 9 s after its last step here
 SAVE_SECONDS = 1.0  # writing the checkpoint (about 20 MB for the default shape, fsync'd)
 
 
@@ -258,21 +260,21 @@ def _run(
     val_windows = max(1, (len(splits.val) - 1) // config.block_size)
 
     def final_windows() -> int:
-        """The whole held-out split up to FINAL_EVAL_WINDOWS, fewer where reading them would take more
-        than FINAL_EVAL_SHARE of a --time budget."""
+        """The whole held-out split up to FINAL_EVAL_WINDOWS, fewer (down to FINAL_EVAL_MIN_WINDOWS) where
+        reading them would take more than FINAL_EVAL_SHARE of a --time budget."""
         fits = FINAL_EVAL_SHARE * config.time / loop.seconds_per_window if config.time and loop.seconds_per_window else math.inf
-        return int(max(1, min(val_windows, FINAL_EVAL_WINDOWS, fits)))
+        return int(min(val_windows, max(FINAL_EVAL_MIN_WINDOWS, min(FINAL_EVAL_WINDOWS, fits))))
 
     started = time.perf_counter()
     elapsed = lambda: elapsed_before + time.perf_counter() - started  # noqa: E731
 
     def reserve() -> float:
         """Seconds the run needs after its last step: the final evaluation, the model's log-probabilities
-        for the gate (about two window-reads per window of its tokens), the fit and saving; at most a
-        quarter of the budget."""
+        for the gate (about two window-reads per window of its tokens), the fit and saving; at most
+        RESERVE_SHARE of the budget."""
         windows = final_windows() + 2 * GATE_POSITIONS / config.block_size
         after = loop.seconds_per_window * windows + (gate_inputs.fit_seconds if world.is_main else 0.0) + SAVE_SECONDS
-        return min(after, 0.25 * (config.time or 0.0))
+        return min(after, RESERVE_SHARE * (config.time or 0.0))
 
     def progress() -> float:
         if total_steps:
@@ -301,6 +303,7 @@ def _run(
     interrupted, val_bpb = False, float("nan")
     try:
         if config.time and world.is_main:
+            loop.validate(1)  # a cold first forward pass would overstate the next measurement
             loop.validate(2)  # what a window of validation costs here, for the reserve
         while (now := progress()) < 1.0:
             record = loop.train_step(now, emit) | {"elapsed": round(elapsed(), 2)}
