@@ -85,8 +85,9 @@ class Loop:
         self.tokens_per_step = self.batch_size * config.block_size * config.grad_accum * world.size
         self.step, self.start_step, self.history = step, step, list(history)
         self.smooth: float | None = None
+        self.val_windows = max(1, (len(splits.val) - 1) // config.block_size)
         self.seconds_per_window = 0.0
-        self.started = time.perf_counter()
+        self.started = time.perf_counter()  # the loop's clock: tokens/s and elapsed time count from here
 
     def tokens_per_second(self) -> float:
         return (self.step - self.start_step) * self.tokens_per_step / max(time.perf_counter() - self.started, 1e-9)
@@ -95,9 +96,7 @@ class Loop:
         """Held-out bits per byte over `windows` windows; remembers what one window costs."""
         began = time.perf_counter()
         loss, _ = mean_loss(self.model, self.splits.val, self.batch_size, windows, progress)
-        self.seconds_per_window = (time.perf_counter() - began) / min(
-            windows, max(1, (len(self.splits.val) - 1) // self.config.block_size)
-        )
+        self.seconds_per_window = (time.perf_counter() - began) / min(windows, self.val_windows)
         return bits_per_byte(-loss * len(self.splits.val), self.splits.val_bytes)
 
     def _micro_step(self, last: bool) -> float:
@@ -137,7 +136,7 @@ class Loop:
         for optimizer in self.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = group["peak_lr"] * lr / self.config.lr
-        first_compiled = self.config.compile and self.step == self.start_step and self.forward is not self.wrapped
+        first_compiled = self.step == self.start_step and self.forward is not self.wrapped
         loss = self._first_gradients(emit) if first_compiled else self._gradients()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         for optimizer in self.optimizers:
@@ -236,13 +235,12 @@ def _run(
 
     config, sized = _shaped(config, tokenizer, splits, device, world, spent, emit)
     model, optimizers, step, history = build_model(config, tokenizer.vocab_size, device, out_dir, state)
-    loop = Loop(config, model, optimizers, splits, tokenizer, device, world, step, history)
-
-    steps_per_epoch = max(1, len(splits.train) // loop.tokens_per_step)
-    total_steps = config.steps or (None if config.time else math.ceil((config.epochs or 1) * steps_per_epoch))
     if world.is_main:  # before "start": Ctrl-C here leaves nothing trained to save
         emit("status", message="indexing the training split for retrieval")
         gate_inputs = retrieval_features(splits, tokenizer)
+    loop = Loop(config, model, optimizers, splits, tokenizer, device, world, step, history)
+    steps_per_epoch = max(1, len(splits.train) // loop.tokens_per_step)
+    total_steps = config.steps or (None if config.time else math.ceil((config.epochs or 1) * steps_per_epoch))
     emit(
         "start",
         params=model.num_params(),
@@ -257,16 +255,14 @@ def _run(
         step=step,
         shape={f: getattr(config, f) for f in SHAPE_FIELDS},
     )
-    val_windows = max(1, (len(splits.val) - 1) // config.block_size)
 
     def final_windows() -> int:
         """The whole held-out split up to FINAL_EVAL_WINDOWS, fewer (down to FINAL_EVAL_MIN_WINDOWS) where
         reading them would take more than FINAL_EVAL_SHARE of a --time budget."""
         fits = FINAL_EVAL_SHARE * config.time / loop.seconds_per_window if config.time and loop.seconds_per_window else math.inf
-        return int(min(val_windows, max(FINAL_EVAL_MIN_WINDOWS, min(FINAL_EVAL_WINDOWS, fits))))
+        return int(min(loop.val_windows, max(FINAL_EVAL_MIN_WINDOWS, min(FINAL_EVAL_WINDOWS, fits))))
 
-    started = time.perf_counter()
-    elapsed = lambda: elapsed_before + time.perf_counter() - started  # noqa: E731
+    elapsed = lambda: elapsed_before + time.perf_counter() - loop.started  # noqa: E731
 
     def reserve() -> float:
         """Seconds the run needs after its last step: the final evaluation, the model's log-probabilities
@@ -322,7 +318,7 @@ def _run(
         emit("status", message="interrupted: saving")
     if world.is_main:
         windows = final_windows()
-        emit("status", message=f"final evaluation on {windows} of {val_windows} validation windows")
+        emit("status", message=f"final evaluation on {windows} of {loop.val_windows} validation windows")
         val_bpb = loop.validate(windows, lambda done, total: emit("evaluate", done=done, total=total))
         final = {"step": loop.step, "loss": round(loop.smooth or float("nan"), 4), "elapsed": round(elapsed(), 2)}
         loop.history.append(final | {"val_bpb": round(val_bpb, 4)})
@@ -337,11 +333,10 @@ def _probe(config: TrainConfig, tokenizer, splits, device: str) -> float:
     config = replace(config, compile=False, grad_accum=1)
     model = GPT(config.model_config(tokenizer.vocab_size)).to(device).train()
     loop = Loop(config, model, make_optimizers(model, config, device), splits, tokenizer, device, distributed.World())
-    timings = []
-    for _ in range(2):
-        began = time.perf_counter()
-        loop.train_step(0.5, lambda *a, **k: None)
-        if loop.cuda:
-            torch.cuda.synchronize()
-        timings.append(time.perf_counter() - began)
-    return loop.tokens_per_step / timings[-1]
+    sync = torch.cuda.synchronize if loop.cuda else lambda: None
+    loop.train_step(0.5, lambda *a, **k: None)  # the first step allocates and warms up: not timed
+    sync()
+    began = time.perf_counter()
+    loop.train_step(0.5, lambda *a, **k: None)
+    sync()
+    return loop.tokens_per_step / (time.perf_counter() - began)
