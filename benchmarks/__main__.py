@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks import completion, data_speed, memory, quality, startup, throughput
+from benchmarks import completion, data_speed, everyday, keystrokes, memory, quality, startup, throughput
 
 
 def suites(quick: bool) -> dict:
@@ -30,6 +30,8 @@ def suites(quick: bool) -> dict:
             **completion.line_completion(200 if quick else 1000),
             **completion.loops_and_cost(1 if quick else 8),
         },
+        "keystrokes": lambda: keystrokes.keystrokes(chars=1500 if quick else None),
+        "everyday": lambda: everyday.everyday(samples=5),
     }
 
 

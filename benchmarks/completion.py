@@ -22,9 +22,10 @@ import numpy as np
 
 from copilot_repl import checkpoint, data
 from copilot_repl.engine import load_engine
-from copilot_repl.generate import Engine, Request, syntax_ok
+from copilot_repl.generate import Engine, Request
 from copilot_repl.retrieval import Gate
 from copilot_repl.settings import Sampling
+from copilot_repl.syntax import syntax_ok
 
 UNSEEN = "rich"  # a package installed with copilot-repl and in no training corpus
 EVERYDAY = [
@@ -129,7 +130,7 @@ class NGram:
         return out.decode("utf-8", errors="replace").split("\n")[0]
 
 
-OFF = Gate((0.0, -1e9), (0.0, -1e9))  # neither predictor ever gets weight
+OFF = Gate((0.0, -1e9, 0.0), (0.0, -1e9, 0.0))  # neither predictor ever gets weight
 
 
 def ours(engine: Engine):

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 from copilot_repl import checkpoint
+from copilot_repl.confidence import Confidence
 from copilot_repl.errors import CheckpointError
 from copilot_repl.generate import Engine
 from copilot_repl.retrieval import SUFFIXES, TOKENS, CorpusIndex, Gate
@@ -53,5 +54,6 @@ def load_engine(directory: Path, device: str = "cpu") -> tuple[Engine, checkpoin
     opened = checkpoint.open_checkpoint(directory)
     index = training_index(opened)
     gate = Gate.from_dict(opened.meta.get("retrieval"))
-    engine = Engine(runtime_for(opened, device), opened.tokenizer, [index] if index is not None else [], gate)
+    confidence = Confidence.from_dict(opened.meta.get("confidence"))
+    engine = Engine(runtime_for(opened, device), opened.tokenizer, [index] if index is not None else [], gate, confidence)
     return engine, opened

@@ -5,9 +5,10 @@ count-based predictors look for the longest earlier occurrence (up to MAX_MATCH 
 just before the cursor, and count which tokens followed it:
 - the buffer cache, over the session and the completion so far (names the user typed a minute ago);
 - the corpus index, over the training split and any project added with --index.
-Each one's weight depends only on its match: odds (C/U) * exp(a*n + e) against the model's 1, where
-n is the match length, C its count and U the number of distinct followers; a and e are fitted on the
-validation split at train time and saved in checkpoint.json. (As in kNN-LM and infini-gram, an
+Each one's weight depends only on its match: odds (C/U) * exp(a*n + w*k + e) against the model's 1,
+where n is the match length, k how many of its tokens hold a letter or digit (`(n):` is short and
+generic, `compute_checksum(` specific), C its count and U the number of distinct followers; a, w and e
+are fitted at train time and saved in checkpoint.json. (As in kNN-LM and infini-gram, an
 unbounded n-gram helps a small neural model most where it is least sure.)
 
 The corpus index is a suffix array over the *reversed* token stream: the occurrences of the
@@ -58,6 +59,7 @@ class Match:
     count: int
     ids: np.ndarray
     counts: np.ndarray
+    words: int = 0  # of the matched tokens, those holding a letter or digit
 
     @property
     def distinct(self) -> int:
@@ -101,8 +103,9 @@ class CorpusIndex:
         lo = bisect_left(range(lo, hi), token, key=key) + lo
         return lo, bisect_right(range(lo, hi), token, key=key) + lo
 
-    def match(self, context: list[int]) -> Match | None:
-        """The longest occurrence of the end of `context` and the tokens that followed it."""
+    def match(self, context: list[int], words: np.ndarray | None = None) -> Match | None:
+        """The longest occurrence of the end of `context` and the tokens that followed it; `words`
+        marks the token ids that count as words."""
         if not context or not 0 <= context[-1] < len(self.buckets) - 1:
             return None
         lo, hi = int(self.buckets[context[-1]]), int(self.buckets[context[-1] + 1])
@@ -123,10 +126,24 @@ class CorpusIndex:
         if positions.size == 0:
             return None
         ids, counts = np.unique(np.asarray(self.reversed)[positions - 1], return_counts=True)
-        return Match(length, hi - lo, ids.astype(np.int64), counts)
+        return Match(length, hi - lo, ids.astype(np.int64), counts, _words(context[len(context) - length :], words))
 
 
-def buffer_match(buffer: np.ndarray) -> Match | None:
+def is_word(token: bytes) -> bool:
+    """A token holding a letter or digit: a match made of such tokens is specific, one of brackets and
+    spaces is not."""
+    return any(chr(c).isalnum() for c in token if c < 128)
+
+
+def word_table(tokenizer) -> np.ndarray:
+    return np.array([is_word(tokenizer.token_bytes(i)) for i in range(tokenizer.vocab_size)], dtype=bool)
+
+
+def _words(tokens, words: np.ndarray | None) -> int:
+    return int(words[np.asarray(tokens, dtype=np.int64)].sum()) if words is not None and len(tokens) else 0
+
+
+def buffer_match(buffer: np.ndarray, words: np.ndarray | None = None) -> Match | None:
     """The longest earlier occurrence of the buffer's end in the buffer itself, and its followers."""
     if len(buffer) < 2:
         return None
@@ -141,15 +158,16 @@ def buffer_match(buffer: np.ndarray) -> Match | None:
             break
         found, length = deeper, length + 1
     ids, counts = np.unique(buffer[found + 1], return_counts=True)
-    return Match(length, int(found.size), ids.astype(np.int64), counts)
+    return Match(length, int(found.size), ids.astype(np.int64), counts, _words(buffer[len(buffer) - length :], words))
 
 
 @dataclass
 class Gate:
-    """Per predictor (buffer, corpus): the log-odds slope a per matched token and the offset e."""
+    """Per predictor (buffer, corpus): the log-odds slope a per matched token, the offset e, and the
+    slope w per matched word token (older checkpoints have no w: 0)."""
 
-    buffer: tuple[float, float] = (0.35, -3.0)
-    corpus: tuple[float, float] = (0.35, -3.5)
+    buffer: tuple[float, ...] = (0.35, -3.0, 0.0)
+    corpus: tuple[float, ...] = (0.35, -3.5, 0.0)
     fitted_on: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -160,21 +178,24 @@ class Gate:
         if not isinstance(raw, dict):
             return cls()
         try:
-            (a, e), (c, f) = raw["buffer"], raw["corpus"]
-            return cls((float(a), float(e)), (float(c), float(f)), raw.get("fitted_on", {}))
+            buffer, corpus = (tuple(float(x) for x in raw[name]) for name in ("buffer", "corpus"))
         except (KeyError, TypeError, ValueError):
             return cls()
+        if not all(len(p) in (2, 3) for p in (buffer, corpus)):
+            return cls()
+        return cls((*buffer, 0.0)[:3], (*corpus, 0.0)[:3], raw.get("fitted_on", {}))
 
 
-def log_odds(match: Match, a: float, e: float) -> float:
-    return math.log(match.count / match.distinct) + a * match.length + e
+def log_odds(match: Match, a: float, e: float, w: float = 0.0) -> float:
+    return math.log(match.count / match.distinct) + a * match.length + w * match.words + e
 
 
-def mix(logprobs: np.ndarray, matches: list[tuple[Match | None, tuple[float, float]]]) -> np.ndarray:
-    """The model's log-probabilities (vocab,) mixed with each predictor's follower distribution."""
+def mix(logprobs: np.ndarray, matches: list[tuple[Match | None, tuple[float, ...]]]) -> tuple[np.ndarray, float]:
+    """The model's log-probabilities (vocab,) mixed with each predictor's follower distribution, and
+    the weight the predictors got together."""
     found = [(m, log_odds(m, *params)) for m, params in matches if m is not None]
     if not found:
-        return logprobs
+        return logprobs, 0.0
     weights = np.array([0.0] + [w for _, w in found])
     weights = np.exp(weights - weights.max())
     weights /= weights.sum()
@@ -182,4 +203,4 @@ def mix(logprobs: np.ndarray, matches: list[tuple[Match | None, tuple[float, flo
     for (m, _), weight in zip(found, weights[1:]):
         probs[m.ids] += weight * m.counts / m.counts.sum()
     with np.errstate(divide="ignore"):
-        return np.log(probs)
+        return np.log(probs), float(1 - weights[0])

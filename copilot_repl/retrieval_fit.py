@@ -29,15 +29,15 @@ class GateInputs:
 def retrieval_features(splits: data.TokenSplits, tokenizer) -> GateInputs:
     """What the two predictors offer at each fitting position of the validation split. It does not
     depend on the model, so it is computed before training and counted in a --time budget."""
-    from copilot_repl.retrieval import CorpusIndex, Gate
+    from copilot_repl.retrieval import CorpusIndex, Gate, word_table
     from copilot_repl.scoring import Features, mixed_logprobs
 
     val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
     index = CorpusIndex.build(np.asarray(splits.train[:INDEX_MAX_TOKENS]), tokenizer.vocab_size)
-    features = Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id)
+    features = Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id, word_table(tokenizer))
     began = time.perf_counter()
     mixed_logprobs(np.zeros(len(val) - 1), features, Gate())
-    return GateInputs(val, features, (time.perf_counter() - began) * GATE_FIT_STEPS * 8)  # 8 evaluations a step
+    return GateInputs(val, features, (time.perf_counter() - began) * GATE_FIT_STEPS * 12)  # 12 evaluations a step
 
 
 def fit_retrieval(model: GPT, splits: data.TokenSplits, inputs: GateInputs) -> tuple[dict, bytes]:

@@ -53,6 +53,7 @@ class NumpyGPT:
         self.k: list[np.ndarray] = []
         self.v: list[np.ndarray] = []
         self.length = 0
+        self.prompt: np.ndarray | None = None  # the ids the cache holds from the last prefill, when all rows read the same
 
     def num_params(self) -> int:
         return self.wte.size + sum(w.size for layer in self.layers for w in layer)
@@ -94,9 +95,23 @@ class NumpyGPT:
         self.length = 0
 
     def prefill(self, ids: np.ndarray) -> np.ndarray:
+        """An editor asks again at every keystroke with nearly the same prompt: the keys and values of
+        the part it shares with the last prompt are still in the cache (what was generated after it is
+        overwritten), so only the rest is read, as llama.cpp's server does with `cache_prompt`."""
         ids = np.asarray(ids, dtype=np.int64)
-        self._reset(ids.shape[0])
-        return _norm(self._forward(ids)[:, -1]) @ self.head
+        rows, T = ids.shape
+        same_rows = bool((ids == ids[0]).all())
+        shared = 0
+        if same_rows and self.prompt is not None and self.k and self.k[0].shape[0] == rows:
+            n = min(len(self.prompt), T - 1)  # at least one token is read: its logits are the answer
+            differ = np.flatnonzero(self.prompt[:n] != ids[0, :n])
+            shared = int(differ[0]) if differ.size else n
+        if shared:
+            self.length = shared
+        else:
+            self._reset(rows)
+        self.prompt = ids[0].copy() if same_rows else None
+        return _norm(self._forward(ids[:, shared:])[:, -1]) @ self.head
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
         x = self._forward(np.asarray(tokens, dtype=np.int64)[:, None])
@@ -106,4 +121,5 @@ class NumpyGPT:
         """Logits at every position of `ids` (rows, T), for scoring text; the cache starts empty."""
         ids = np.asarray(ids, dtype=np.int64)
         self._reset(ids.shape[0])
+        self.prompt = None
         return _norm(self._forward(ids)) @ self.head

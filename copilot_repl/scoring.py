@@ -39,51 +39,57 @@ def model_logprobs(runtime, tokens: np.ndarray, stride: int = 128) -> np.ndarray
 
 @dataclass
 class Features:
-    """Per scored position, per predictor: match length, log-odds base log(C/U), and p(target)."""
+    """Per scored position, per predictor: match length, word tokens in it, log-odds base log(C/U),
+    and p(target)."""
 
     length: np.ndarray  # (positions, 2)
+    words: np.ndarray
     base: np.ndarray
     p_target: np.ndarray
 
     @classmethod
-    def compute(cls, tokens: np.ndarray, positions: np.ndarray, index: CorpusIndex | None, eot: int) -> Features:
+    def compute(
+        cls, tokens: np.ndarray, positions: np.ndarray, index: CorpusIndex | None, eot: int, words: np.ndarray
+    ) -> Features:
         tokens = np.asarray(tokens, dtype=np.int64)
         doc_starts = np.flatnonzero(tokens == eot)
         shape = (len(positions), 2)
-        length, base, p = np.zeros(shape), np.full(shape, -np.inf), np.zeros(shape)
+        length, n_words, base, p = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf), np.zeros(shape)
         for i, t in enumerate(positions):
             before = np.searchsorted(doc_starts, t)
             d = doc_starts[before - 1] if before else 0
             history = tokens[max(d, t - BUFFER_LIMIT) : t]
-            found: list[Match | None] = [buffer_match(history)]
-            found.append(index.match(tokens[max(d, t - MAX_MATCH) : t].tolist()) if index is not None else None)
+            found: list[Match | None] = [buffer_match(history, words)]
+            found.append(index.match(tokens[max(d, t - MAX_MATCH) : t].tolist(), words) if index is not None else None)
             for j, m in enumerate(found):
                 if m is not None:
-                    length[i, j], base[i, j] = m.length, math.log(m.count / m.distinct)
+                    length[i, j], n_words[i, j], base[i, j] = m.length, m.words, math.log(m.count / m.distinct)
                     hit = np.flatnonzero(m.ids == tokens[t])
                     p[i, j] = m.counts[hit[0]] / m.counts.sum() if hit.size else 0.0
-        return cls(length, base, p)
+        return cls(length, n_words, base, p)
 
 
 def mixed_logprobs(model_lp: np.ndarray, f: Features, gate: Gate) -> np.ndarray:
-    params = np.array([gate.buffer, gate.corpus])  # (2, [a, e])
-    w = np.concatenate([np.zeros((len(model_lp), 1)), f.base + params[:, 0] * f.length + params[:, 1]], axis=1)
+    params = np.array([gate.buffer, gate.corpus])  # (2, [a, e, w])
+    logit = f.base + params[:, 0] * f.length + params[:, 2] * f.words + params[:, 1]
+    w = np.concatenate([np.zeros((len(model_lp), 1)), logit], axis=1)
     w = np.exp(w - w.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
     return np.log(w[:, 0] * np.exp(model_lp) + (w[:, 1:] * f.p_target).sum(axis=1) + 1e-300)
 
 
 def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300) -> Gate:
-    """a and e of both predictors by gradient ascent (Adam, numeric gradient) on the mean log-probability."""
+    """a, e and w of both predictors by gradient ascent (Adam, numeric gradient) on the mean log-probability."""
     theta = np.array([*Gate().buffer, *Gate().corpus], dtype=np.float64)
-    objective = lambda th: mixed_logprobs(model_lp, f, Gate((th[0], th[1]), (th[2], th[3]))).mean()  # noqa: E731
-    m, v, lr, h = np.zeros(4), np.zeros(4), 0.05, 1e-4
+    gate = lambda th: Gate(tuple(th[:3]), tuple(th[3:]))  # noqa: E731
+    objective = lambda th: mixed_logprobs(model_lp, f, gate(th)).mean()  # noqa: E731
+    m, v, lr, h = np.zeros(len(theta)), np.zeros(len(theta)), 0.05, 1e-4
     for step in range(1, steps + 1):
-        grad = np.array([(objective(theta + h * e) - objective(theta - h * e)) / (2 * h) for e in np.eye(4)])
+        grad = np.array([(objective(theta + h * e) - objective(theta - h * e)) / (2 * h) for e in np.eye(len(theta))])
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2
         theta += lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
-    return Gate((round(theta[0], 4), round(theta[1], 4)), (round(theta[2], 4), round(theta[3], 4)))
+    return gate([round(float(x), 4) for x in theta])
 
 
 def even_positions(n_tokens: int, limit: int | None) -> np.ndarray:

@@ -2,10 +2,13 @@
 
 POST /v1/completions is the raw-completion route that editor plugins use for tab completion (prompt,
 suffix for a fill, max_tokens, temperature, top_p, stop, n, seed, stream as server-sent events);
-GET /v1/models and GET /health. The standard library's threading server is enough: a request is a
-few milliseconds of model time, so requests wait their turn for the one model (a lock), and none is
-dropped. Like llama.cpp's server, a prompt longer than the model's window is cropped from the left
-(the window is small; editors send whole files) and the response says how many tokens were cut.
+GET /v1/models and GET /health. Each choice carries the completion's `confidence` (0-1, the fitted chance
+that a person takes some of it); one below `min_confidence` (the request's, else serve's default) comes
+back empty, with `stop_reason` "low confidence": an editor shows nothing rather than noise.
+The standard library's threading server is enough: a request is a few milliseconds of model time,
+so requests wait their turn for the one model (a lock), and none is dropped. Like llama.cpp's server,
+a prompt longer than the model's window is cropped from the left (the window is small; editors send
+whole files) and the response says how many tokens were cut.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from copilot_repl.errors import UsageError
-from copilot_repl.generate import Request, Result
+from copilot_repl.generate import Request
+from copilot_repl.result import Result
 from copilot_repl.settings import MAX_TOKENS_LIMIT, SETTINGS, Sampling
 
 MAX_BODY = 1 << 20  # bytes
@@ -68,6 +72,7 @@ def parse_completion_request(body: Any, base: Sampling, model_id: str) -> tuple[
         ("top_k", (int,)),
         ("min_p", (int, float)),
         ("repeat_penalty", (int, float)),
+        ("min_confidence", (int, float)),
     ):
         value = _typed(body, name, kinds)
         if value is not None:
@@ -97,7 +102,14 @@ class CompletionServer(ThreadingHTTPServer):
 
     def body(self, result: Result, request_id: str) -> dict:
         choices = [
-            {"text": c.text, "index": i, "logprobs": None, "finish_reason": _finish_reason(c.stop_reason)}
+            {
+                "text": c.text,
+                "index": i,
+                "logprobs": None,
+                "finish_reason": _finish_reason(c.stop_reason),
+                "confidence": round(c.confidence, 4),
+                "stop_reason": c.stop_reason,
+            }
             for i, c in enumerate(result.candidates)
         ]
         return {
@@ -189,8 +201,10 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {data}\n\n".encode())
             self.wfile.flush()
 
-        def chunk(text: str, index: int = 0, finish: str | None = None) -> dict:
+        def chunk(text: str, index: int = 0, finish: str | None = None, confidence: float | None = None) -> dict:
             choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+            if confidence is not None:  # on the last chunk, once it is known
+                choice["confidence"] = round(confidence, 4)
             return {
                 "id": request_id,
                 "object": "text_completion",
@@ -206,7 +220,7 @@ class Handler(BaseHTTPRequestHandler):
                     event(chunk(piece))
             result = completion.result
             for i, candidate in enumerate(result.candidates):
-                event(chunk(candidate.text if n > 1 else "", i, _finish_reason(candidate.stop_reason)))
+                event(chunk(candidate.text if n > 1 else "", i, _finish_reason(candidate.stop_reason), candidate.confidence))
             event("[DONE]")
         except (BrokenPipeError, ConnectionResetError):  # the client went away: stop generating
             completion.close()

@@ -8,7 +8,7 @@ can say where every value came from and `:unset` falls back to the layer below.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from copilot_repl.errors import CorpusError, UsageError
 from copilot_repl.settings import SETTINGS, Sampling, parse_setting
 
 LAYERS = ("built-in", "config", "checkpoint", "flag", "set")
+ENDED = ("stop", "end of text", "end of middle")  # a completion that ended by itself
 
 
 def config_path() -> Path:
@@ -62,10 +63,18 @@ class Turn:
     def text(self) -> str:
         return self.result.candidates[self.shown].text
 
-    def code(self) -> str:
-        """This turn as code in the session's context: the prompt, the completion, and a fill's suffix."""
-        code = self.prompt + self.text + (self.suffix or "")
-        return code if code.endswith("\n") else code + "\n"
+    def code(self, completed: bool = True) -> str:
+        """This turn as code in the session's context: the prompt, the completion, and a fill's suffix.
+        A completion that did not end by itself (cut for repeating itself, at max_tokens, interrupted) or
+        that would leave what follows inside a string or bracket stays out, and so does a prompt that
+        would: the next prompt would go on with it, or copy it."""
+        from copilot_repl.syntax import closed
+
+        code = self.prompt + (self.text if completed else "") + (self.suffix or "")
+        code = code if code.endswith("\n") else code + "\n"
+        if completed and self.text and (self.result.candidates[self.shown].stop_reason not in ENDED or not closed(code)):
+            return self.code(completed=False)
+        return code if closed(code) else ""  # a prompt left open would open the next one
 
 
 @dataclass
@@ -177,9 +186,16 @@ class Session:
         """The code the model sees before the next prompt."""
         return self.file_context + ("".join(turn.code() for turn in self.turns) if self.chat else "")
 
-    def submit(self, prompt: str, suffix: str | None = None):
-        """Start completing `prompt`; the turn joins the history when the stream is over."""
-        return self._start(prompt, suffix, self.context(), lambda result: self.turns.append(Turn(prompt, suffix, result)))
+    def copyable(self) -> str:
+        """Of the context, what the buffer cache may copy from: what the user typed. Copying an earlier
+        answer would put it into every new definition that starts alike (`def fib(n):`, `def is_prime(n):`)."""
+        return self.file_context + ("".join(turn.code(completed=False) for turn in self.turns) if self.chat else "")
+
+    def submit(self, prompt: str, suffix: str | None = None, shown_anyway: bool = False):
+        """Start completing `prompt`; the turn joins the history when the stream is over. `shown_anyway`:
+        a completion below min_confidence is not withheld but marked (the REPL's Enter: the user asked)."""
+        done = lambda result: self.turns.append(Turn(prompt, suffix, result))  # noqa: E731
+        return self._start(prompt, suffix, self.context(), done, self.copyable(), shown_anyway)
 
     def regen(self):
         """The last prompt again, in the same context (a new sample unless the seed is fixed)."""
@@ -223,10 +239,16 @@ class Session:
             raise UsageError("nothing to work on yet: type a prompt first")
         return self.turns[-1]
 
-    def _start(self, prompt: str, suffix: str | None, context: str, done):
+    def _start(self, prompt: str, suffix: str | None, context: str, done, copyable: str | None = None, shown_anyway=False):
+        from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
         from copilot_repl.generate import Request
 
         self.model()
-        stream = self.engine.complete(Request(prompt, suffix, context, self.sampling))
+        sampling = self.sampling
+        marked_below = sampling.min_confidence or SERVE_MIN_CONFIDENCE
+        if shown_anyway:
+            sampling = replace(sampling, min_confidence=0.0)
+        stream = self.engine.complete(Request(prompt, suffix, context, sampling, copyable))
+        stream.marked_below = marked_below
         stream.done = done
         return stream

@@ -26,6 +26,7 @@ class Sampling:
     stop: list[str] = field(default_factory=list)
     stop_mode: str = "block"
     n: int = 1  # best-of-n: candidates sampled in one batch
+    min_confidence: float = 0.0  # withhold a completion less likely than this to be taken (0 shows all)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ SETTINGS = {
             STOP_MODES,
         ),
         Setting("n", _number(int, 1, 16), "best-of-n: sample this many candidates, show the most likely valid one"),
+        Setting(
+            "min_confidence",
+            _number(float, 0.0, 1.0),
+            "withhold completions less likely than this to be taken (0-1); the REPL shows them marked",
+        ),
     )
 }
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from copilot_repl.cursor import indent_of, opens_block
+
 TRAILING_BLANK = re.compile(r"\n\s*\Z")
 PHRASE_LOOP = re.compile(r"(\w.{1,39}?|.\w.{0,38}?)\1{2,}")  # one short phrase, three times in a row
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -24,29 +26,12 @@ MIN_REPEATED_LINE = 6  # shorter lines (`pass`, `else:`, `)`) repeat in real cod
 CLOSES = {")": "(", "]": "[", "}": "{"}
 COMPOUND = re.compile(r"(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b")
 STOP_MODES = ("block", "line", "none")
-
-
-def _indent(line: str) -> int:
-    return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+LEAVES = re.compile(r"(return|raise|continue|break)\b")
 
 
 def _inside_string(text: str) -> bool:
     """Rough but cheap: an odd number of triple quotes means we are inside a docstring."""
     return (text.count('"""') % 2) == 1 or (text.count("'''") % 2) == 1
-
-
-def block_primer(prompt: str) -> str:
-    """When the prompt's last line opens a block, start its body for the model: a newline and the
-    indentation one space short (byte-level BPE tokens carry the last space with the next word).
-    Without it a small model often closes the block at once and the completion comes out empty."""
-    line = prompt.rsplit("\n", 1)[-1]
-    if not line.split("#")[0].rstrip().endswith(":"):
-        return ""
-    return "\n" + " " * (_indent(line) + 3)
-
-
-def _opens_block(line: str) -> bool:
-    return line.split("#")[0].rstrip().endswith(":")
 
 
 def _colon_at_end(text: str) -> int:
@@ -139,8 +124,8 @@ class StopRules:
         self.mode, self.repeats = mode, repeats
         lines = [line for line in prompt.splitlines() if line.strip()]
         last = lines[-1] if lines else ""
-        self.base = _indent(last)
-        self.opens_block = _opens_block(last)
+        self.base = indent_of(last)
+        self.opens_block = opens_block(last)
         self.at_line_start = prompt == "" or prompt.endswith("\n")
         self.head = "" if self.at_line_start else prompt.rsplit("\n", 1)[-1]
         self.earlier = {line.strip() for line in lines[-20:] if len(line.strip()) >= MIN_REPEATED_LINE}
@@ -179,16 +164,17 @@ class StopRules:
             return None
         statement = (head + text[offset:end]).split("\n")
         first = next((line for line in statement if line.strip()), "")
-        if not _opens_block(statement[-1]):
+        if not opens_block(statement[-1]):
             return end  # a simple statement ends with its line
         if not COMPOUND.match(first.strip()):  # `x = f(data):` opens nothing: the colon is the model's slip
             return _colon_at_end(text[:end])
-        return self._block_cut(text, end + 1, _indent(first), True, True)
+        return self._block_cut(text, end + 1, indent_of(first), True, True)
 
     def _block_cut(self, text: str, offset: int, base: int, opens_block: bool, at_line_start: bool) -> int | None:
         """The block rule on `text[offset:]`, for a block at indentation `base`."""
         starts = ([offset] if at_line_start else []) + [m.end() for m in re.finditer("\n", text) if m.end() > offset]
         blank_run, seen_content = 0, False
+        body, returned = None, False  # the body's indentation; whether a line at it left the block (return, raise)
         for start in starts:
             end = text.find("\n", start)
             line = text[start:] if end < 0 else text[start:end]
@@ -200,9 +186,14 @@ class StopRules:
             blank_run = 0
             if _inside_string(text[:start]):
                 continue
-            indent = _indent(line)
+            indent = indent_of(line)
             if indent < base or (opens_block and indent == base):
                 return start
+            if returned and indent == body:  # nothing after a return at the body's own level is ever run
+                return start
+            body = indent if body is None else body
+            if opens_block and indent == body:
+                returned = LEAVES.match(line.strip()) is not None
             seen_content = True
         return None
 

@@ -9,8 +9,9 @@ from conftest import STDLIB, run_cli, session_dirs, train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.engine import load_engine
 from copilot_repl.fim import fim_window, infill_prompt
-from copilot_repl.generate import Request, syntax_ok
+from copilot_repl.generate import Request
 from copilot_repl.settings import Sampling
+from copilot_repl.syntax import syntax_ok
 from copilot_repl.tokenizer import EOT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, tokenizer_class
 
 TEXT = (STDLIB / "bisect.py").read_text()
@@ -90,7 +91,7 @@ def test_best_of_n_ranks_valid_candidates_first(tiny_model):
     flags = [c.syntax_ok for c in candidates]
     assert flags == sorted(flags, reverse=True)  # valid ones first
     for group in (True, False):
-        scores = [c.mean_logprob for c in candidates if c.syntax_ok is group]
+        scores = [c.confidence for c in candidates if c.syntax_ok is group]
         assert scores == sorted(scores, reverse=True)
 
 

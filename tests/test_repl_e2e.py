@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY_CLI, run_cli, spawn_repl
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
-STATS = r"\[(\d+) tokens, \d+ tok/s, ([a-z ]+)\]"
+STATS = r"\[(\d+) tokens, \d+ tok/s, ([a-z ]+), confidence [0-9.]+[^\]]*\]"
 
 
 def plain(text: str) -> str:

@@ -79,7 +79,7 @@ def test_the_repl_draws_its_prompt_and_completes_without_torch(tmp_path):
     child = spawn_repl("--no-history", env={**NO_TORCH, "XDG_STATE_HOME": str(tmp_path)}, dimensions=(40, 160))
     child.expect(">>> ")
     child.send("def add(a, b):\r")
-    child.expect(r"\[\d+ tokens, \d+ tok/s, [a-z ]+\]")
+    child.expect(r"\[\d+ tokens, \d+ tok/s, [a-z ]+, confidence [0-9.]+[^\]]*\]")
     child.expect(">>> ")
     child.send(":quit\r")
     child.expect(pexpect.EOF)

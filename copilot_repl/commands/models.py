@@ -113,6 +113,7 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     import numpy as np
 
     from copilot_repl import data
+    from copilot_repl.retrieval import word_table
     from copilot_repl.scoring import Features, bits_per_byte, even_positions, mixed_logprobs, model_logprobs
 
     if args.model:
@@ -135,7 +136,8 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     positions = even_positions(len(tokens), args.sample)
     model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
     index = session.trained_indexes[0] if session.trained_indexes else None
-    mixed_lp = mixed_logprobs(model_lp, Features.compute(tokens, positions, index, eot), engine.gate)
+    features = Features.compute(tokens, positions, index, eot, word_table(opened.tokenizer))
+    mixed_lp = mixed_logprobs(model_lp, features, engine.gate)
     per_token = (len(tokens) - 1) / len(positions)  # a sample stands for every position
     bpb, mixed = (bits_per_byte(lp.sum() * per_token, n_bytes) for lp in (model_lp, mixed_lp))
     report = {

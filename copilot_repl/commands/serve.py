@@ -16,6 +16,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 @command("serve", "serve completions over an OpenAI-compatible HTTP API (/v1/completions)", _serve_args, shell_only=True)
 def serve_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
     from copilot_repl.errors import UsageError
     from copilot_repl.server import serve
 
@@ -26,6 +27,8 @@ def serve_command(session: Session, args: argparse.Namespace, out: Output) -> No
     if args.model:
         session.load(args.model)
     session.chat = False
+    if session.source("min_confidence") == "built-in":  # an editor asks at every key: doubtful ones are noise
+        session.layers["flag"]["min_confidence"] = SERVE_MIN_CONFIDENCE
     try:
         serve(session, args.host, args.port, out.info)
     except OSError as e:

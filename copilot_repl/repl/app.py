@@ -111,7 +111,7 @@ class ReplOutput:
         finally:
             sys.stdout.write(RESET + "\n")
             if stream.result is not None:
-                sys.stdout.write(stats_line(stream.result) + "\n")
+                sys.stdout.write(stats_line(stream.result, low=stream.marked_below) + "\n")
             sys.stdout.flush()
         if stream.result.cropped_tokens:
             self.info(f"(prompt cropped: its first {stream.result.cropped_tokens} tokens do not fit the context)")
@@ -226,7 +226,7 @@ def interactive(session, history: bool = True) -> int:
             else:
                 loader.wait(console)
                 out.same_line = _cursor_to_end_of_input(text)
-                out.show(session.submit(text))
+                out.show(session.submit(text, shown_anyway=True))
         except Quit:
             return 0
         except KeyboardInterrupt:

@@ -36,16 +36,15 @@ class BatchOutput:
         return plain_progress(self.err)
 
     def show(self, stream) -> None:
+        """The whole completion at once: only at its end is it known to be valid and confident enough
+        to show (a script would rather wait a moment than read a line it must not use)."""
+        result = stream.finish()
         if self.json_mode:
-            self.result(json.dumps(self.session.record(stream.finish())))
+            self.result(json.dumps(self.session.record(result)))
             return
-        try:
-            for piece in stream:
-                self.out.write(piece)
-                self.out.flush()
-        finally:
-            self.out.write("\n")
-            self.out.flush()
+        self.result(result.text)
+        if stream.result.why_empty:
+            self.info(f"copilot-repl: nothing to complete: {stream.result.why_empty}")
         if self.err.isatty():
             from copilot_repl.repl.render import stats_line  # pygments: only for a terminal
 

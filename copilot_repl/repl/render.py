@@ -89,6 +89,12 @@ class StreamPrinter:
         self.out.flush()
 
 
-def stats_line(result, colour: bool = True) -> str:
-    line = f"[{result.tokens} tokens, {result.tokens_per_second:.0f} tok/s, {result.stop_reason}]"
+def stats_line(result, colour: bool = True, low: float = 0.0) -> str:
+    """Tokens, speed, why it stopped and how confident it is: marked when below `low`, and when empty, why."""
+    confidence = result.candidates[0].confidence
+    mark = " (low: likely wrong)" if confidence < low and result.text.strip() else ""
+    speed = f"{result.tokens} tokens, {result.tokens_per_second:.0f} tok/s"
+    line = f"[{speed}, {result.stop_reason}, confidence {confidence:.2f}{mark}]"
+    if result.why_empty:
+        line += f" nothing to complete: {result.why_empty}"
     return f"{DIM}{line}{RESET}" if colour else line

@@ -1,0 +1,92 @@
+"""Everyday definitions, typed as at the REPL, completed by the real runner, and tested.
+
+Each prompt is the first line a person types (`def is_prime(n):`); the completion is the body the
+runner writes at the default stop (the end of the block). Prompt and completion then run with a small
+test in a separate Python process, with a timeout: model output runs here and nowhere in the product.
+pass@1 is greedy; best-of-5 takes the runner's best of five samples (`n = 5`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+
+from copilot_repl.settings import Sampling
+
+CASES: list[tuple[str, str]] = [
+    ("def is_prime(n):", "assert is_prime(7) and not is_prime(8) and not is_prime(1) and is_prime(2)"),
+    ("def factorial(n):", "assert factorial(0) == 1 and factorial(5) == 120"),
+    ("def fib(n):", "assert [fib(i) for i in range(7)] == [0, 1, 1, 2, 3, 5, 8]"),
+    ("def reverse_string(s):", "assert reverse_string('abc') == 'cba'"),
+    ("def is_palindrome(s):", "assert is_palindrome('racecar') and not is_palindrome('abc')"),
+    ("def sum_of_digits(n):", "assert sum_of_digits(1234) == 10"),
+    ("def count_vowels(s):", "assert count_vowels('hello world') == 3"),
+    ("def gcd(a, b):", "assert gcd(12, 18) == 6 and gcd(7, 3) == 1"),
+    ("def lcm(a, b):", "assert lcm(4, 6) == 12"),
+    ("def is_even(n):", "assert is_even(4) and not is_even(3)"),
+    ("def square(x):", "assert square(3) == 9"),
+    ("def add(a, b):", "assert add(2, 3) == 5"),
+    ("def maximum(numbers):", "assert maximum([3, 9, 2]) == 9"),
+    ("def average(numbers):", "assert average([1, 2, 3]) == 2"),
+    ("def flatten(lists):", "assert flatten([[1, 2], [3]]) == [1, 2, 3]"),
+    ("def unique(items):", "assert sorted(unique([1, 2, 2, 3])) == [1, 2, 3]"),
+    ("def count_words(text):", "assert count_words('a b  c') == 3"),
+    ("def word_count(text):", "assert word_count('to be or not to be')['be'] == 2"),
+    ("def capitalize_words(s):", "assert capitalize_words('hello world') == 'Hello World'"),
+    ("def celsius_to_fahrenheit(c):", "assert celsius_to_fahrenheit(100) == 212"),
+    ("def fahrenheit_to_celsius(f):", "assert fahrenheit_to_celsius(212) == 100"),
+    ("def power(base, exp):", "assert power(2, 10) == 1024"),
+    ("def is_leap_year(year):", "assert is_leap_year(2000) and is_leap_year(2024) and not is_leap_year(1900)"),
+    ("def binary_search(items, target):", "assert binary_search([1, 3, 5, 7], 5) == 2"),
+    ("def bubble_sort(items):", "assert bubble_sort([3, 1, 2]) == [1, 2, 3]"),
+    ("def merge_dicts(a, b):", "assert merge_dicts({'x': 1}, {'y': 2}) == {'x': 1, 'y': 2}"),
+    ("def chunks(items, size):", "assert list(chunks([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]"),
+    ("def read_lines(path):", "open('f', 'w').write('a\\nb\\n')\nassert [x.strip() for x in read_lines('f')] == ['a', 'b']"),
+    ("def first(items):", "assert first([4, 5]) == 4"),
+    ("def last(items):", "assert last([4, 5]) == 5"),
+    ("def clamp(x, low, high):", "assert clamp(5, 0, 3) == 3 and clamp(-1, 0, 3) == 0 and clamp(2, 0, 3) == 2"),
+    ("def abs_value(x):", "assert abs_value(-3) == 3 and abs_value(2) == 2"),
+    ("def is_empty(items):", "assert is_empty([]) and not is_empty([1])"),
+    ("def contains(items, x):", "assert contains([1, 2], 2) and not contains([1, 2], 3)"),
+    ("def to_upper(s):", "assert to_upper('ab') == 'AB'"),
+    ("def join_words(words):", "assert join_words(['a', 'b']) == 'a b'"),
+    ("def get_extension(filename):", "assert get_extension('a.txt') in ('txt', '.txt')"),
+    ("class Stack:", "s = Stack()\ns.push(1)\ns.push(2)\nassert s.pop() == 2 and s.pop() == 1"),
+    ("class Counter:", "c = Counter()\nc.increment()\nc.increment()\nassert c.count == 2"),
+    ("class Point:", "p = Point(1, 2)\nassert (p.x, p.y) == (1, 2)"),
+    ("def distance(x1, y1, x2, y2):", "assert distance(0, 0, 3, 4) == 5"),
+    ("def remove_duplicates(items):", "assert remove_duplicates([1, 1, 2]) == [1, 2]"),
+]
+
+
+def passes(source: str, test: str, timeout: float = 5.0) -> bool:
+    """Run the definition and its test in a fresh interpreter, isolated (-I), in an empty folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-I", "-c", source + "\n" + test], cwd=folder, capture_output=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return False
+    return done.returncode == 0
+
+
+def everyday(model: str | None = None, samples: int = 5) -> dict:
+    from copilot_repl.session import Session
+
+    session = Session(model_ref=model, chat=False)
+    session.model()
+    greedy = Sampling(temperature=0, max_tokens=128)
+    sampled = replace(Sampling(max_tokens=128), n=samples, seed=1)
+    passed = best = valid = 0
+    for prompt, test in CASES:
+        session.layers["set"] = greedy.__dict__
+        text = session.submit(prompt, shown_anyway=True).finish().text
+        passed += passes(prompt + text, test)
+        valid += passes(prompt + text, "")
+        session.layers["set"] = sampled.__dict__
+        best += passes(prompt + session.submit(prompt, shown_anyway=True).finish().text, test)
+    n = len(CASES)
+    return {"definitions": n, "pass_at_1_greedy": passed / n, f"best_of_{samples}": best / n, "runs_greedy": valid / n}

@@ -1,0 +1,90 @@
+"""How likely a suggestion is to be taken: a logistic model over what the runner knows when it ends.
+
+The mean log-probability alone is a poor filter: a tiny model is sure of copies that restart the line
+above, and unsure of names it finishes well. So the confidence weighs several signals together (the
+model's own probabilities, the copies' share, the first and the weakest token, length, whether it
+parses, where the cursor is), fitted by logistic regression on simulated typing of code held out from
+training (`python -m benchmarks.fit_suggestions`), and saved in checkpoint.json. A checkpoint without a
+fit gets the weights fitted for the shipped model: the features are scaled alike for any model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FEATURES = (
+    "mean_logprob",
+    "lowest_logprob",
+    "first_logprob",
+    "model_mean_logprob",
+    "copied",
+    "log_chars",
+    "lines",
+    "valid",
+    "mid_word",
+    "line_start",
+)
+# fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
+SHIPPED_WEIGHTS = (0.28725, 0.14465, -0.12818, 0.0417, -1.03798, -0.22863, 0.0, 0.17315, 1.19017, 1.66592)
+SHIPPED_BIAS = -1.42169
+# serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
+# suggestions shown; the REPL marks a completion below it as likely wrong
+SERVE_MIN_CONFIDENCE = 0.1
+
+
+def confident_length(steps: list[tuple[int, float]], min_confidence: float) -> int:
+    """How much of a completion to show: up to the token where the model's running probability of the
+    whole of it (the product of its tokens' probabilities) falls below `min_confidence`. A suggestion is
+    often right for a word or two and then guesses; shown whole, it reads as wrong."""
+    if min_confidence <= 0:
+        return steps[-1][0] if steps else 0
+    floor, total, length = math.log(min_confidence), 0.0, 0
+    for end, logprob in steps:
+        total += logprob
+        if total < floor:
+            break
+        length = end
+    return length
+
+
+@dataclass
+class Confidence:
+    weights: list[float] = field(default_factory=lambda: list(SHIPPED_WEIGHTS))
+    bias: float = SHIPPED_BIAS
+    fitted_on: dict = field(default_factory=dict)
+
+    def score(self, features: dict[str, float]) -> float:
+        z = self.bias + sum(w * features.get(name, 0.0) for w, name in zip(self.weights, FEATURES))
+        return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "weights": self.weights, "bias": self.bias, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> Confidence:
+        """A saved fit; the shipped weights for a checkpoint without one or with another feature set."""
+        if not isinstance(raw, dict) or raw.get("features") != list(FEATURES):
+            return cls()
+        try:
+            weights = [float(w) for w in raw["weights"]]
+            return cls(weights, float(raw["bias"]), raw.get("fitted_on", {})) if len(weights) == len(FEATURES) else cls()
+        except (KeyError, TypeError, ValueError):
+            return cls()
+
+    @classmethod
+    def fit(cls, rows: list[dict[str, float]], taken: list[bool], l2: float = 1e-3, steps: int = 3000) -> Confidence:
+        """Logistic regression by gradient descent on standardised features, mapped back to raw ones."""
+        x = np.array([[r.get(name, 0.0) for name in FEATURES] for r in rows], dtype=np.float64)
+        y = np.asarray(taken, dtype=np.float64)
+        mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+        z = (x - mean) / scale
+        w, b = np.zeros(len(FEATURES)), 0.0
+        for _ in range(steps):
+            p = 1 / (1 + np.exp(-(z @ w + b)))
+            w -= 0.5 * (z.T @ (p - y) / len(y) + l2 * w)
+            b -= 0.5 * float((p - y).mean())
+        raw_w = w / scale
+        return cls([round(float(v), 5) for v in raw_w], round(float(b - (raw_w * mean).sum()), 5))

@@ -1,0 +1,131 @@
+"""What a completion comes back as: its candidates with their scores, and the one record every face
+renders (`--json`, batch mode, the REPL's dim line, the server's choices)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Candidate:
+    text: str
+    tokens: int
+    mean_logprob: float
+    syntax_ok: bool
+    stop_reason: str
+    confidence: float = 0.0  # the chance, fitted on held-out typing, that a person takes some of it
+    features: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
+    withheld: str = ""  # the text, when it is not shown (below min_confidence, or no valid candidate)
+    steps: list[tuple[int, float]] = field(default_factory=list)  # per token: the text's length after it, its log-prob
+
+
+@dataclass
+class TokenStats:
+    """What the loop learns of one row's tokens, for its confidence."""
+
+    logprobs: list[float] = field(default_factory=list)  # as sampled: the model mixed with the copies
+    ends: list[int] = field(default_factory=list)  # per token: how long the text is once it is written
+    model_total: float = 0.0  # the model's own log-probabilities, before the copies
+    copied: float = 0.0  # summed weight the copies got
+
+    def add(self, logprob: float, model_logprob: float, copied: float, end: int) -> None:
+        self.logprobs.append(logprob)
+        self.ends.append(end)
+        self.model_total += max(model_logprob, -30.0)
+        self.copied += copied
+
+    @property
+    def count(self) -> int:
+        return len(self.logprobs)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.logprobs) / max(self.count, 1)
+
+    def features(self, text: str, valid: bool, prompt: str) -> dict[str, float]:
+        n, first = max(self.count, 1), self.logprobs[0] if self.logprobs else 0.0
+        return {
+            "mean_logprob": max(self.mean, -30.0),
+            "lowest_logprob": max(min(self.logprobs, default=0.0), -30.0),
+            "first_logprob": max(first, -30.0),
+            "model_mean_logprob": self.model_total / n,
+            "copied": self.copied / n,
+            "log_chars": math.log1p(len(text.strip())),
+            "lines": float(text.strip().count("\n")),
+            "valid": float(valid),
+            "mid_word": float(prompt[-1:].isalnum() or prompt[-1:] == "_"),
+            "line_start": float(not prompt.rsplit("\n", 1)[-1].strip()),
+        }
+
+
+@dataclass
+class Result:
+    prompt_tokens: int
+    context_tokens: int  # of the context, how many tokens the model saw
+    cropped_tokens: int  # of the prompt itself, how many did not fit the window
+    seed: int
+    seconds: float
+    candidates: list[Candidate]  # best first; one for a plain completion
+
+    @property
+    def text(self) -> str:
+        return self.candidates[0].text
+
+    @property
+    def stop_reason(self) -> str:
+        return self.candidates[0].stop_reason
+
+    @property
+    def tokens(self) -> int:
+        return self.candidates[0].tokens
+
+    @property
+    def why_empty(self) -> str | None:
+        """Why nothing was completed, in words (None when something was)."""
+        if self.text.strip():
+            return None
+        best = self.candidates[0]
+        return {
+            "low confidence": f"nothing confident enough to suggest (confidence {best.confidence:.2f}, below min_confidence)",
+            "no valid candidate": "no candidate was valid Python here",
+            "repetition": "the model only repeated what is already there",
+            "end of text": "the model ended the file here",
+            "end of middle": "the model found nothing to fill in",
+            "interrupted": "interrupted before the first token",
+        }.get(best.stop_reason, "the model ended the statement or block here")
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def record(self) -> dict[str, Any]:
+        """What a program reading `--json` (or the server) needs, the same from every face."""
+        record = {
+            "completion": self.text,
+            "confidence": round(self.candidates[0].confidence, 4),
+            "tokens": self.tokens,
+            "stop_reason": self.stop_reason,
+            "seconds": round(self.seconds, 4),
+            "tokens_per_second": round(self.tokens_per_second, 1),
+            "seed": self.seed,
+            "prompt_tokens": self.prompt_tokens,
+            "context_tokens": self.context_tokens,
+            "cropped_tokens": self.cropped_tokens,
+        }
+        if self.why_empty:
+            record["note"] = self.why_empty
+        if len(self.candidates) > 1:
+            record["candidates"] = [
+                {
+                    "completion": c.text,
+                    "tokens": c.tokens,
+                    "mean_logprob": round(c.mean_logprob, 4),
+                    "confidence": round(c.confidence, 4),
+                    "syntax_ok": c.syntax_ok,
+                    "stop_reason": c.stop_reason,
+                }
+                for c in self.candidates
+            ]
+        return record

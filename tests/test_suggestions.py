@@ -1,0 +1,121 @@
+"""What a person sees where they type, through the installed program on the shipped model: each case is a
+reproduction from the issue that asked for suggestions worth accepting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from copilot_repl.cursor import indent_of
+from copilot_repl.result import Candidate, Result
+from copilot_repl.session import Turn
+from copilot_repl.syntax import closed
+
+
+def once(*args: str, stdin: str | None = None) -> dict:
+    r = run_cli("--once", *args, "--temperature", "0", "--json", stdin=stdin)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def batch(lines: list[str]) -> list[dict]:
+    r = run_cli("--json", stdin="\n".join(lines) + "\n")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines() if line.startswith('{"completion"')]
+
+
+def first_line(text: str) -> str:
+    return next(line for line in text.split("\n") if line.strip())
+
+
+def test_a_prompt_ending_in_a_newline_writes_the_body_at_its_indentation():
+    text = once("-", stdin="def fib(n):\n")["completion"]
+    assert text.strip(), "empty after a newline"
+    assert indent_of(first_line(text)) == 4 and closed("def fib(n):\n" + text)
+
+
+@pytest.mark.parametrize(
+    "prompt, level",
+    [("def fib(n):\n    ", 4), ("class Shape:\n    def area(self):\n        ", 8)],
+)
+def test_at_the_bodys_indentation_the_completion_starts_at_the_cursor_and_stays_in_the_block(prompt, level):
+    text = once("-", stdin=prompt)["completion"]
+    assert text.strip() and not text[0].isspace()
+    body = (prompt + text).split("\n")[prompt.count("\n") :]
+    assert all(indent_of(line) >= level for line in body if line.strip()), body
+    assert closed(prompt + text)
+
+
+def test_a_file_ending_in_a_newline_completes(tmp_path):
+    """README's `copilot-repl --once - < prompt.py`: files end in a newline."""
+    text = once("-", stdin="import os\n\n\ndef read_config(path):\n")["completion"]
+    assert text.strip() and indent_of(first_line(text)) == 4
+
+
+def test_a_body_starts_one_level_deeper_whatever_the_seed():
+    """Sampled at the default temperature: the first line of the body is at 4 spaces, every time."""
+    prompts = ["class Stack:", "for i in range(10):", 'with open("data.txt") as f:']
+    lines = [f":set seed {seed}\n{prompt}\n:reset" for prompt in prompts for seed in range(1, 7)]
+    for record in batch(lines):
+        if record["completion"].strip():
+            assert indent_of(first_line(record["completion"])) == 4, record["completion"]
+
+
+def test_an_unrelated_function_is_not_copied_because_two_tokens_matched():
+    """`(n):` matched random.py's `randrange(-n,n+1)` for every one-argument function."""
+    texts = [once(p)["completion"] for p in ("def fib(n):", "def is_prime(n):", "def sum_of_digits(n):")]
+    assert not any("randrange" in t for t in texts), texts
+
+
+def test_a_previous_answer_is_not_copied_into_a_new_definition():
+    records = batch([":set temperature 0", "def fib(n):", "def is_prime(n):", "def count_words(text):"])
+    first, *later = [r["completion"] for r in records]
+    assert all(t != first or not t.strip() for t in later), [first, *later]
+
+
+def test_best_of_n_never_shows_an_invalid_candidate():
+    prompt = 'with open("data.txt") as f:'
+    for seed in (1, 2, 3):
+        record = once(prompt, "--n", "4", "--seed", str(seed))
+        assert closed(prompt + record["completion"]) or (record["completion"] == "" and record["note"])
+
+
+def test_an_empty_completion_says_why():
+    record = once("import os", "--max-tokens", "64", "--seed", "1")
+    assert record["completion"].strip() or record["note"]
+    r = run_cli("--once", "import os", "--temperature", "0", "--max-tokens", "64")
+    assert r.stdout.strip() or "nothing to complete" in r.stderr
+
+
+def test_the_users_index_wins_where_it_matches_better(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "app.py").write_text(
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n"
+        "        self.items.append(item)\n\n    def pop(self):\n        return self.items.pop()\n"
+    )
+    text = once("class Stack:", "--index", str(project))["completion"]
+    assert text.startswith("\n    def __init__(self):\n        self.items = []"), text
+
+
+def test_confidence_is_in_the_record_and_min_confidence_withholds():
+    record = once("def fib(n):")
+    assert 0.0 <= record["confidence"] <= 1.0
+    withheld = once("def fib(n):", "--min-confidence", "1")
+    assert withheld["completion"] == "" and withheld["stop_reason"] == "low confidence" and withheld["note"]
+
+
+def _turn(prompt: str, text: str, reason: str) -> Turn:
+    return Turn(prompt, None, Result(1, 0, 0, 0, 0.0, [Candidate(text, 5, -1.0, True, reason)]))
+
+
+def test_a_completion_cut_inside_a_string_does_not_leave_the_next_prompt_inside_it():
+    cut = _turn("def f(x):", '\n    """Return the first\n    of', "max tokens")
+    assert cut.code() == "def f(x):\n"
+    looped = _turn("def fib(n):", "\n    return frozen_frozen", "repetition")
+    assert looped.code() == "def fib(n):\n"
+    ended = _turn("def f(x):", "\n    return x + 1", "stop")
+    assert ended.code() == "def f(x):\n    return x + 1\n"
+    assert _turn("x = [i * i for i in", " range(", "max tokens").code() == ""  # left open: out of the context
