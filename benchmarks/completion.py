@@ -184,7 +184,7 @@ def line_completion(count: int = 500, model: str | None = None) -> dict:
     alone = replace(engine, indexes=[], gate=OFF)
     package = Path(importlib.import_module(UNSEEN).__file__).parent
     unseen = data.gather([str(package)])
-    pairs = cut_points(unseen.train + unseen.val, count)
+    pairs = cut_points(list(unseen.texts()), count)
     train = np.asarray(engine.indexes[0].reversed[::-1]) if engine.indexes else np.zeros(1, dtype=np.int64)
     result: dict = {"cut_points": count, "package": UNSEEN}
     for name, complete in (

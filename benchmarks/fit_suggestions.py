@@ -2,8 +2,9 @@
 model away from home, and save both in its checkpoint.json.
 
 The gate is fitted where it must work: files of a package that no corpus holds, read whole and cut into
-single definitions with no file around them (a short prompt at the REPL). The confidence is fitted on
-simulated typing of those files through `serve`'s route, with that gate. Both use `FIT_PACKAGE`, never
+single definitions with no file around them (a short prompt at the REPL), with the package's other
+files as the user's project (`--index`). The confidence is fitted on simulated typing of those files
+through `serve`'s route, with that gate, with and without the project indexed. Both use `FIT_PACKAGE`, never
 the package the keystroke benchmark types (`TEST_PACKAGE`).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +42,17 @@ def fit_gate(directory: Path) -> dict:
 
     engine, opened = load_engine(directory)
     tok = opened.tokenizer
-    typed, _ = package_files(*FIT_PACKAGE)
+    from copilot_repl.session import Session
+
+    typed, others = package_files(*FIT_PACKAGE)
+    project = Session._user_index(engine, [str(p) for p in others])[0]  # the package's other files, as --index
     texts = [p.read_text(encoding="utf-8") for p in typed]
     docs = texts + [d for t in texts for d in definitions(t)]
     tokens = np.concatenate([np.concatenate([[tok.eot_id], tok.encode(d)]) for d in docs]).astype(np.int64)
     positions = np.flatnonzero(tokens[1:] != tok.eot_id) + 1  # not the start of a document
     model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
-    features = Features.compute(tokens, positions, engine.indexes[0] if engine.indexes else None, tok.eot_id, word_table(tok))
+    index = engine.indexes[0] if engine.indexes else None
+    features = Features.compute(tokens, positions, index, tok.eot_id, word_table(tok), project)
     gate = fit_gate(model_lp, features)
     n_bytes = sum(len(d.encode()) for d in docs)
     gate.fitted_on = {
@@ -63,12 +69,18 @@ def fit_gate(directory: Path) -> dict:
 def fit_confidence(directory: Path) -> dict:
     from copilot_repl.confidence import Confidence
 
-    tally = run(FIT_PACKAGE, "model", model=str(directory))[0.0]
-    rows = [features for features, _, _ in tally.records]
-    confidence = Confidence.fit(rows, [took for _, took, _ in tally.records])
-    taken = float(np.mean([took for _, took, _ in tally.records]))
-    confidence.fitted_on = {"package": FIT_PACKAGE[0], "suggestions": len(rows), "taken": round(taken, 4)}
+    with ProcessPoolExecutor(2) as pool:  # with and without the package's other files as an --index
+        tallies = list(pool.map(_typed, [(column, str(directory)) for column in ("model", "model+index")]))
+    records = [record for tally in tallies for record in tally.records]
+    rows, taken = [features for features, _, _ in records], [took for _, took, _ in records]
+    confidence = Confidence.fit(rows, taken)
+    confidence.fitted_on = {"package": FIT_PACKAGE[0], "suggestions": len(rows), "taken": round(float(np.mean(taken)), 4)}
     return confidence.to_dict()
+
+
+def _typed(job: tuple[str, str]):
+    column, directory = job
+    return run(FIT_PACKAGE, column, model=directory)[0.0]
 
 
 def main() -> None:

@@ -55,5 +55,6 @@ def load_engine(directory: Path, device: str = "cpu") -> tuple[Engine, checkpoin
     index = training_index(opened)
     gate = Gate.from_dict(opened.meta.get("retrieval"))
     confidence = Confidence.from_dict(opened.meta.get("confidence"))
-    engine = Engine(runtime_for(opened, device), opened.tokenizer, [index] if index is not None else [], gate, confidence)
+    indexes = [index] if index is not None else []
+    engine = Engine(runtime_for(opened, device), opened.tokenizer, indexes, gate=gate, confidence=confidence)
     return engine, opened

@@ -64,7 +64,8 @@ class Engine:
 
     runtime: Runtime
     tokenizer: Tokenizer
-    indexes: list[CorpusIndex] = field(default_factory=list)  # the training split, then the user's own
+    indexes: list[CorpusIndex] = field(default_factory=list)  # what the model was trained on
+    project: CorpusIndex | None = None  # the user's own code (--index), with a gate of its own
     gate: Gate = field(default_factory=Gate)
     confidence: Confidence = field(default_factory=Confidence)
     heal: bool = True  # False only to measure what token healing is worth (benchmarks)
@@ -92,6 +93,7 @@ class Stream:
         self.result: Result | None = None
         self.done: Callable[[Result], None] | None = None  # told the result once (the session records its turn)
         self.marked_below = 0.0  # a face marks a shown completion less confident than this
+        self.quiet = False  # nobody watches it stream: a stop may still take back any of its text
         s = request.sampling
         self.seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little")
         self._pieces = self._run()
@@ -104,6 +106,7 @@ class Stream:
 
     def finish(self) -> Result:
         """Run to the end without showing anything; the result."""
+        self.quiet = True
         for _ in self._pieces:
             pass
         assert self.result is not None
@@ -185,7 +188,8 @@ class Stream:
         histories = [np.asarray(buffer, dtype=np.int64) for _ in range(rows)]
         rng = np.random.default_rng(self.seed)
         start, shown = time.perf_counter(), 0
-        stream = rows == 1 and s.min_confidence == 0  # otherwise nothing is shown before its confidence is known
+        # streamed text is on a screen and stays; with a min_confidence nothing is shown before its end
+        stream = rows == 1 and s.min_confidence == 0 and not self.quiet
         logits = runtime.prefill(np.asarray([window] * rows))
         finished = False
         try:
@@ -257,17 +261,18 @@ class Stream:
             yield text[shown:]
 
     def _mixed(self, logp: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, float]:
-        """The model's log-probabilities mixed with what the buffer and the indexes offer, and the
-        weight the copies got. Of the indexes only the longest match counts (on a tie, the later one:
-        the user's own code over the training split)."""
-        gate, tail = self.engine.gate, history[-MAX_MATCH:].tolist()
+        """The model's log-probabilities mixed with what the buffer, the training index and the user's
+        project offer, and the weight the copies got. Of the training indexes the longest match counts."""
+        engine, tail = self.engine, history[-MAX_MATCH:].tolist()
         words = self._word_tokens()
         best = None
-        for index in self.engine.indexes:
+        for index in engine.indexes:
             match = index.match(tail, words)
-            if match is not None and (best is None or match.length >= best.length):
+            if match is not None and (best is None or match.length > best.length):
                 best = match
-        return mix(logp, [(buffer_match(history, words), gate.buffer), (best, gate.corpus)])
+        project = engine.project.match(tail, words) if engine.project is not None else None
+        gate = engine.gate
+        return mix(logp, [(buffer_match(history, words), gate.buffer), (best, gate.corpus), (project, gate.project)])
 
     def _judge(self, texts: list[str], reasons: list[str], stats: list[TokenStats], shown: int) -> list[Candidate]:
         """Each candidate cut back to where it is valid Python (when the prompt is), with its confidence;

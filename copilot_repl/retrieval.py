@@ -161,6 +161,9 @@ def buffer_match(buffer: np.ndarray, words: np.ndarray | None = None) -> Match |
     return Match(length, int(found.size), ids.astype(np.int64), counts, _words(buffer[len(buffer) - length :], words))
 
 
+PROJECT = (0.35, -3.0, 0.0)  # a project's gate before any fit: the shipped model's fit replaces it (checkpoint.json)
+
+
 @dataclass
 class Gate:
     """Per predictor (buffer, corpus): the log-odds slope a per matched token, the offset e, and the
@@ -168,22 +171,25 @@ class Gate:
 
     buffer: tuple[float, ...] = (0.35, -3.0, 0.0)
     corpus: tuple[float, ...] = (0.35, -3.5, 0.0)
+    project: tuple[float, ...] = PROJECT  # the user's own code (--index)
     fitted_on: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"buffer": list(self.buffer), "corpus": list(self.corpus), "fitted_on": self.fitted_on}
+        names = ("buffer", "corpus", "project")
+        return {name: list(getattr(self, name)) for name in names} | {"fitted_on": self.fitted_on}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> Gate:
         if not isinstance(raw, dict):
             return cls()
         try:
-            buffer, corpus = (tuple(float(x) for x in raw[name]) for name in ("buffer", "corpus"))
-        except (KeyError, TypeError, ValueError):
+            names = ("buffer", "corpus", "project")
+            buffer, corpus, project = (tuple(float(x) for x in raw.get(name, PROJECT)) for name in names)
+        except (TypeError, ValueError):
             return cls()
-        if not all(len(p) in (2, 3) for p in (buffer, corpus)):
+        if not all(len(p) in (2, 3) for p in (buffer, corpus, project)):
             return cls()
-        return cls((*buffer, 0.0)[:3], (*corpus, 0.0)[:3], raw.get("fitted_on", {}))
+        return cls((*buffer, 0.0)[:3], (*corpus, 0.0)[:3], (*project, 0.0)[:3], raw.get("fitted_on", {}))
 
 
 def log_odds(match: Match, a: float, e: float, w: float = 0.0) -> float:

@@ -49,18 +49,25 @@ class Features:
 
     @classmethod
     def compute(
-        cls, tokens: np.ndarray, positions: np.ndarray, index: CorpusIndex | None, eot: int, words: np.ndarray
+        cls,
+        tokens: np.ndarray,
+        positions: np.ndarray,
+        index: CorpusIndex | None,
+        eot: int,
+        words: np.ndarray,
+        project: CorpusIndex | None = None,
     ) -> Features:
         tokens = np.asarray(tokens, dtype=np.int64)
         doc_starts = np.flatnonzero(tokens == eot)
-        shape = (len(positions), 2)
+        shape = (len(positions), 3)  # buffer, training index, project
         length, n_words, base, p = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf), np.zeros(shape)
         for i, t in enumerate(positions):
             before = np.searchsorted(doc_starts, t)
             d = doc_starts[before - 1] if before else 0
             history = tokens[max(d, t - BUFFER_LIMIT) : t]
+            tail = tokens[max(d, t - MAX_MATCH) : t].tolist()
             found: list[Match | None] = [buffer_match(history, words)]
-            found.append(index.match(tokens[max(d, t - MAX_MATCH) : t].tolist(), words) if index is not None else None)
+            found += [i.match(tail, words) if i is not None else None for i in (index, project)]
             for j, m in enumerate(found):
                 if m is not None:
                     length[i, j], n_words[i, j], base[i, j] = m.length, m.words, math.log(m.count / m.distinct)
@@ -70,7 +77,7 @@ class Features:
 
 
 def mixed_logprobs(model_lp: np.ndarray, f: Features, gate: Gate) -> np.ndarray:
-    params = np.array([gate.buffer, gate.corpus])  # (2, [a, e, w])
+    params = np.array([gate.buffer, gate.corpus, gate.project])  # (3, [a, e, w])
     logit = f.base + params[:, 0] * f.length + params[:, 2] * f.words + params[:, 1]
     w = np.concatenate([np.zeros((len(model_lp), 1)), logit], axis=1)
     w = np.exp(w - w.max(axis=1, keepdims=True))
@@ -79,13 +86,16 @@ def mixed_logprobs(model_lp: np.ndarray, f: Features, gate: Gate) -> np.ndarray:
 
 
 def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300) -> Gate:
-    """a, e and w of both predictors by gradient ascent (Adam, numeric gradient) on the mean log-probability."""
-    theta = np.array([*Gate().buffer, *Gate().corpus], dtype=np.float64)
-    gate = lambda th: Gate(tuple(th[:3]), tuple(th[3:]))  # noqa: E731
+    """a, e and w of each predictor that matched anywhere, by gradient ascent (Adam, numeric gradient)
+    on the mean log-probability; one that never matched keeps its defaults."""
+    theta = np.array([*Gate().buffer, *Gate().corpus, *Gate().project], dtype=np.float64)
+    gate = lambda th: Gate(tuple(th[:3]), tuple(th[3:6]), tuple(th[6:]))  # noqa: E731
+    used = np.repeat(np.isfinite(f.base).any(axis=0), 3)
+    slope = lambda e: (objective(theta + h * e) - objective(theta - h * e)) / (2 * h)  # noqa: E731
     objective = lambda th: mixed_logprobs(model_lp, f, gate(th)).mean()  # noqa: E731
     m, v, lr, h = np.zeros(len(theta)), np.zeros(len(theta)), 0.05, 1e-4
     for step in range(1, steps + 1):
-        grad = np.array([(objective(theta + h * e) - objective(theta - h * e)) / (2 * h) for e in np.eye(len(theta))])
+        grad = np.array([slope(e) if u else 0.0 for e, u in zip(np.eye(len(theta)), used)])
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2
         theta += lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)

@@ -95,7 +95,6 @@ class Session:
     file_context: str = ""  # --context FILE
     index_paths: list[str] = field(default_factory=list)  # --index / :index: the user's own code
     command_started: float | None = None  # for a shell subcommand: when the process started (--time counts from it)
-    trained_indexes: list = field(default_factory=list)  # the index saved with the model
 
     @property
     def sampling(self) -> Sampling:
@@ -142,16 +141,15 @@ class Session:
                     saved[name] = parse_setting(name, "|".join(value) if isinstance(value, list) else str(value))
                 except UsageError:
                     pass
-        trained = list(engine.indexes)
         if self.index_paths:  # the user's code, encoded again with this model's tokenizer
-            engine.indexes = [*trained, self._user_index(engine, self.index_paths)[0]]
-        self.engine, self.opened, self.layers["checkpoint"], self.trained_indexes = engine, opened, saved, trained
+            engine.project = self._user_index(engine, self.index_paths)[0]
+        self.engine, self.opened, self.layers["checkpoint"] = engine, opened, saved
 
     def add_index(self, paths: list[str]) -> str:
         """Let completions copy from the user's own files and folders too; what was indexed, in words."""
         self.model()
         index, summary = self._user_index(self.engine, [*self.index_paths, *paths])  # raises before anything changes
-        self.engine.indexes = [*self.trained_indexes, index]
+        self.engine.project = index
         self.index_paths = [*self.index_paths, *paths]
         return summary
 

@@ -135,7 +135,7 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
         raise UsageError(f"nothing to score in {what}")
     positions = even_positions(len(tokens), args.sample)
     model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
-    index = session.trained_indexes[0] if session.trained_indexes else None
+    index = engine.indexes[0] if engine.indexes else None
     features = Features.compute(tokens, positions, index, eot, word_table(opened.tokenizer))
     mixed_lp = mixed_logprobs(model_lp, features, engine.gate)
     per_token = (len(tokens) - 1) / len(positions)  # a sample stands for every position
@@ -199,7 +199,7 @@ def show_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     loaded, engine = session.model(), session.engine
     meta = loaded.meta
     runtime = type(engine.runtime).__name__
-    indexes = ", ".join(f"{len(i.reversed):,} tokens" for i in engine.indexes) or "none"
+    indexes = ", ".join(f"{len(i.reversed):,} tokens" for i in [*engine.indexes, engine.project] if i is not None) or "none"
     lines = [
         f"model      {loaded.directory}",
         f"params     {engine.runtime.num_params():,}  ({', '.join(f'{k}={v}' for k, v in meta['model'].items())})",
