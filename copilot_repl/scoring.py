@@ -91,9 +91,9 @@ def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300) -> Gate:
     theta = np.array([*Gate().buffer, *Gate().corpus, *Gate().project], dtype=np.float64)
     gate = lambda th: Gate(tuple(th[:3]), tuple(th[3:6]), tuple(th[6:]))  # noqa: E731
     used = np.repeat(np.isfinite(f.base).any(axis=0), 3)
-    slope = lambda e: (objective(theta + h * e) - objective(theta - h * e)) / (2 * h)  # noqa: E731
-    objective = lambda th: mixed_logprobs(model_lp, f, gate(th)).mean()  # noqa: E731
     m, v, lr, h = np.zeros(len(theta)), np.zeros(len(theta)), 0.05, 1e-4
+    objective = lambda th: mixed_logprobs(model_lp, f, gate(th)).mean()  # noqa: E731
+    slope = lambda e: (objective(theta + h * e) - objective(theta - h * e)) / (2 * h)  # noqa: E731
     for step in range(1, steps + 1):
         grad = np.array([slope(e) if u else 0.0 for e, u in zip(np.eye(len(theta)), used)])
         m = 0.9 * m + 0.1 * grad
