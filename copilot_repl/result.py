@@ -116,6 +116,8 @@ class Result:
         }
         if self.why_empty:
             record["note"] = self.why_empty
+        if self.candidates[0].withheld:  # what was held back, for a program that wants to look anyway
+            record["withheld"] = self.candidates[0].withheld
         if len(self.candidates) > 1:
             record["candidates"] = [
                 {

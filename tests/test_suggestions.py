@@ -110,6 +110,7 @@ def test_confidence_is_in_the_record_and_min_confidence_withholds():
     assert 0.0 <= record["confidence"] <= 1.0
     withheld = once("def fib(n):", "--min-confidence", "1")
     assert withheld["completion"] == "" and withheld["stop_reason"] == "low confidence" and withheld["note"]
+    assert withheld["withheld"] == record["completion"]
 
 
 def _turn(prompt: str, text: str, reason: str) -> Turn:
