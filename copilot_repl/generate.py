@@ -294,8 +294,7 @@ class Stream:
                     reason = "stop" if reason in ("max tokens", "repetition") else reason
             features = stat.features(text, valid, req.prompt)
             confidence = engine.confidence.score(features) if text.strip() else 0.0
-            steps = list(zip(stat.ends, stat.logprobs))
-            candidates.append(Candidate(text, stat.count, stat.mean, valid, reason, confidence, features, "", steps))
+            candidates.append(Candidate(text, stat.count, stat.mean, valid, reason, confidence, features, "", stat.steps))
         candidates.sort(key=lambda c: (not c.syntax_ok and prompt_parses, -c.confidence))
         best = candidates[0]
         if shown or best.stop_reason == "interrupted":  # what was streamed stays; its confidence says what it is worth

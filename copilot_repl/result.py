@@ -25,20 +25,23 @@ class Candidate:
 class TokenStats:
     """What the loop learns of one row's tokens, for its confidence."""
 
-    logprobs: list[float] = field(default_factory=list)  # as sampled: the model mixed with the copies
-    ends: list[int] = field(default_factory=list)  # per token: how long the text is once it is written
+    steps: list[tuple[int, float]] = field(default_factory=list)  # per token: the text's length after it, its
+    # log-probability as sampled (the model mixed with the copies)
     model_total: float = 0.0  # the model's own log-probabilities, before the copies
     copied: float = 0.0  # summed weight the copies got
 
     def add(self, logprob: float, model_logprob: float, copied: float, end: int) -> None:
-        self.logprobs.append(logprob)
-        self.ends.append(end)
+        self.steps.append((end, logprob))
         self.model_total += max(model_logprob, -30.0)
         self.copied += copied
 
     @property
     def count(self) -> int:
-        return len(self.logprobs)
+        return len(self.steps)
+
+    @property
+    def logprobs(self) -> list[float]:
+        return [logprob for _, logprob in self.steps]
 
     @property
     def mean(self) -> float:
