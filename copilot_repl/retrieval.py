@@ -166,8 +166,8 @@ PROJECT = (0.35, -3.0, 0.0)  # a project's gate before any fit: the shipped mode
 
 @dataclass
 class Gate:
-    """Per predictor (buffer, corpus): the log-odds slope a per matched token, the offset e, and the
-    slope w per matched word token (older checkpoints have no w: 0)."""
+    """Per predictor (buffer, corpus, project): the log-odds slope a per matched token, the offset e,
+    and the slope w per matched word token (older checkpoints have no w: 0)."""
 
     buffer: tuple[float, ...] = (0.35, -3.0, 0.0)
     corpus: tuple[float, ...] = (0.35, -3.5, 0.0)
@@ -183,8 +183,9 @@ class Gate:
         if not isinstance(raw, dict):
             return cls()
         try:
+            default = cls()  # a checkpoint from before the project predictor has no "project"
             names = ("buffer", "corpus", "project")
-            buffer, corpus, project = (tuple(float(x) for x in raw.get(name, PROJECT)) for name in names)
+            buffer, corpus, project = (tuple(float(x) for x in raw.get(name, getattr(default, name))) for name in names)
         except (TypeError, ValueError):
             return cls()
         if not all(len(p) in (2, 3) for p in (buffer, corpus, project)):

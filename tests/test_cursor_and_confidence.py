@@ -72,4 +72,5 @@ def test_a_long_specific_match_outweighs_a_short_generic_one():
 
 def test_an_old_two_number_gate_still_loads():
     gate = Gate.from_dict({"buffer": [0.3, -2.0], "corpus": [0.5, -4.0]})
-    assert gate.buffer == (0.3, -2.0, 0.0) and gate.corpus == (0.5, -4.0, 0.0)
+    assert gate.buffer == (0.3, -2.0, 0.0) and gate.corpus == (0.5, -4.0, 0.0) and gate.project == Gate().project
+    assert Gate.from_dict({"buffer": [0.3, -2.0, 0.1]}).corpus == Gate().corpus
