@@ -110,12 +110,11 @@ def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0) -> Tally:
 def at_confidence(shown: Shown | None, min_confidence: float) -> Shown | None:
     """What serve shows at `min_confidence`: nothing below it, else the part the model is that sure of
     (the same rule as the runner's, applied here so that one pass serves every threshold)."""
-    from copilot_repl.confidence import confident_length
+    from copilot_repl.confidence import confident_part
 
     if shown is None or not min_confidence or not shown.steps:
         return shown
-    keep = confident_length(shown.steps, min_confidence) if shown.confidence >= min_confidence else 0
-    text = shown.text[:keep].rstrip()
+    text = confident_part(shown.text, shown.steps, shown.confidence, min_confidence)
     return Shown(text, shown.confidence, shown.features, shown.steps) if text else None
 
 

@@ -35,6 +35,13 @@ SHIPPED_BIAS = -1.72021
 SERVE_MIN_CONFIDENCE = 0.1
 
 
+def confident_part(text: str, steps: list[tuple[int, float]], confidence: float, min_confidence: float) -> str:
+    """What of a completion to show at `min_confidence`: nothing below it, else the part the model is
+    that sure of (one rule for the runner and the benchmark that chose serve's default)."""
+    keep = confident_length(steps, min_confidence) if confidence >= min_confidence else 0
+    return text[:keep].rstrip()
+
+
 def confident_length(steps: list[tuple[int, float]], min_confidence: float) -> int:
     """How much of a completion to show: up to the token where the model's running probability of the
     whole of it (the product of its tokens' probabilities) falls below `min_confidence`. A suggestion is

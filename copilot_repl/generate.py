@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from copilot_repl.confidence import Confidence, confident_length
+from copilot_repl.confidence import Confidence, confident_part
 from copilot_repl.cursor import Cursor, place
 from copilot_repl.fim import infill_prompt
 from copilot_repl.result import Candidate, Result, TokenStats
@@ -302,10 +302,10 @@ class Stream:
         if not best.syntax_ok and best.text and (must_close or (prompt_parses and len(candidates) > 1)):
             best.withheld, best.text, best.stop_reason = best.text, "", "no valid candidate"
         elif s.min_confidence and best.text:
-            keep = confident_length(best.steps, s.min_confidence) if best.confidence >= s.min_confidence else 0
-            if keep < len(best.text):
-                reason = "low confidence" if keep == 0 or not best.text[:keep].strip() else "confidence"
-                best.withheld, best.text, best.stop_reason = best.text[keep:], best.text[:keep].rstrip(), reason
+            part = confident_part(best.text, best.steps, best.confidence, s.min_confidence)
+            if part != best.text:
+                reason = "confidence" if part.strip() else "low confidence"
+                best.withheld, best.text, best.stop_reason = best.text[len(part) :], part, reason
         return candidates
 
     def _space_and_word(self) -> np.ndarray:
