@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks import completion, data_speed, everyday, keystrokes, memory, quality, startup, throughput
+from benchmarks import completion, data_speed, docstrings, everyday, keystrokes, memory, quality, startup, throughput
 
 
 def suites(quick: bool) -> dict:
@@ -32,6 +32,7 @@ def suites(quick: bool) -> dict:
         },
         "keystrokes": lambda: keystrokes.keystrokes(chars=1500 if quick else None),
         "everyday": lambda: everyday.everyday(samples=5),
+        "docstrings": lambda: docstrings.docstrings(limit=40 if quick else None),
     }
 
 

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -40,11 +41,12 @@ class Corpus:
     val_digests: frozenset[str]
     skipped: dict[str, int] = field(default_factory=dict)
     single: bool = False  # one document: its last tenth (cut at a line) is held out
+    weights: dict[str, int] = field(default_factory=dict)  # content digest -> times trained on, where above 1
 
     def texts(self, split: str = "all") -> Iterator[str]:
         """The split's documents ("train", "val" or "all"), read again and each given once, in source order."""
         seen: set[str] = set()
-        for text, digest in _checked_documents(self.spec, {}):
+        for text, digest, _ in _checked_documents(self.spec, {}):
             if digest in seen or digest not in self.sizes:  # a duplicate, or a file changed since gather()
                 continue
             seen.add(digest)
@@ -55,10 +57,26 @@ class Corpus:
             elif (digest in self.val_digests) == (split == "val"):
                 yield text
 
+    def repeats(self) -> Iterator[str]:
+        """The training documents of weighted sources again, `weight - 1` more times: appended after the
+        training split, so a random window lands in them `weight` times as often, and the index (which
+        reads the split's first, once-through part) holds each document once."""
+        if not self.weights or self.single:
+            return
+        extra = max(self.weights.values()) - 1
+        for round_ in range(extra):
+            for text in self.texts("train"):
+                digest = _digest(text)
+                if self.weights.get(digest, 1) - 1 > round_:
+                    yield text
+
     def split_bytes(self, split: str) -> int:
         if self.single:
             return sum(len(t.encode("utf-8")) for t in self.texts(split))
         return sum(n for d, n in self.sizes.items() if (d in self.val_digests) == (split == "val"))
+
+    def repeated_bytes(self) -> int:
+        return sum(n * (self.weights.get(d, 1) - 1) for d, n in self.sizes.items() if d not in self.val_digests)
 
     def describe(self) -> dict:
         val_files = 1 if self.single else len(self.val_digests)
@@ -70,7 +88,7 @@ class Corpus:
             "train_bytes": self.split_bytes("train"),
             "val_bytes": self.split_bytes("val"),
             "skipped": self.skipped,
-        }
+        } | ({"repeated_bytes": self.repeated_bytes()} if self.weights else {})
 
 
 def _single_split(text: str) -> tuple[str, str]:
@@ -109,31 +127,53 @@ def _checked(text: str, skipped: dict[str, int]) -> str | None:
     return text
 
 
-def _checked_documents(spec: list[str], skipped: dict[str, int]) -> Iterator[tuple[str, str]]:
-    """(text, content digest) for every usable document of the corpus, one at a time."""
+WEIGHTED = re.compile(r"^(?P<source>.+):(?P<weight>[1-9][0-9]?)$")
+
+
+def weighted(item: str) -> tuple[str, int]:
+    """`SOURCE:N` trains on SOURCE's documents N times as often (`everyday.jsonl.gz:4 stdlib`): how a
+    small corpus of the code people type outweighs a large one for breadth. A path that exists as
+    written is never read as weighted."""
+    match = WEIGHTED.match(item)
+    if match is None or Path(item).expanduser().exists():
+        return item, 1
+    return match["source"], int(match["weight"])
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _checked_documents(spec: list[str], skipped: dict[str, int]) -> Iterator[tuple[str, str, int]]:
+    """(text, content digest, weight) for every usable document of the corpus, one at a time."""
     for item in spec:
-        for path, record in documents(item, skipped):
+        source, weight = weighted(item)
+        for path, record in documents(source, skipped):
             text = _read_text(path, skipped) if record is None else _checked(record, skipped)
             if text is not None:
-                yield text, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+                yield text, _digest(text), weight
 
 
 def gather(spec: list[str]) -> Corpus:
     """Check, de-duplicate and split the corpus in one streaming pass; deterministic for the same contents."""
     skipped: dict[str, int] = {}
     sizes: dict[str, int] = {}
-    for text, digest in _checked_documents(spec, skipped):
+    weights: dict[str, int] = {}
+    for text, digest, weight in _checked_documents(spec, skipped):
         if digest in sizes:
             skipped["duplicate"] = skipped.get("duplicate", 0) + 1
         else:
             sizes[digest] = len(text.encode("utf-8", "surrogatepass"))
+            if weight > 1:
+                weights[digest] = weight
     if not sizes:
         raise CorpusError(f"no usable Python text in corpus {' '.join(spec)} (skipped: {skipped or 'nothing found'})")
     digests = sorted(sizes)
     single = len(digests) == 1
     val_digests = [] if single else [d for d in digests if int(d[:8], 16) % 1000 < VAL_PER_MILLE] or [digests[0]]
-    fingerprint = hashlib.sha256(("v1" + ",".join(digests) + "|" + ",".join(val_digests)).encode()).hexdigest()[:16]
-    return Corpus(list(spec), fingerprint, sizes, frozenset(val_digests), skipped, single)
+    weighting = "" if not weights else "|" + ",".join(f"{d}:{weights[d]}" for d in sorted(weights))
+    fingerprint = hashlib.sha256(("v1" + ",".join(digests) + "|" + ",".join(val_digests) + weighting).encode()).hexdigest()[:16]
+    return Corpus(list(spec), fingerprint, sizes, frozenset(val_digests), skipped, single, weights)
 
 
 def atomic_dir(final: Path, fill) -> None:
@@ -175,6 +215,7 @@ class TokenSplits:
     val: np.ndarray
     val_bytes: int  # UTF-8 bytes behind the validation tokens, for bits per byte
     reused: bool
+    unique_train: int  # the first tokens of `train`, each training document once: what an index holds
 
 
 ENCODE_CHUNK_CHARS = 2_000_000  # one encode_batch call: big enough for the tokenizer's threads, small in memory
@@ -218,7 +259,7 @@ def token_cache(corpus: Corpus, tokenizer, tokenizer_fingerprint: str, progress:
     directory = cache_dir() / "tokens" / f"{corpus.fingerprint}-{tokenizer_fingerprint}"
     reused = (directory / "meta.json").is_file()
     if not reused:
-        total, done = corpus.split_bytes("train") + corpus.split_bytes("val"), [0]
+        total, done = corpus.split_bytes("train") + corpus.repeated_bytes() + corpus.split_bytes("val"), [0]
 
         def advance(n: int) -> None:
             done[0] += n
@@ -226,16 +267,20 @@ def token_cache(corpus: Corpus, tokenizer, tokenizer_fingerprint: str, progress:
                 progress(done[0], total)
 
         def fill(tmp: Path) -> None:
-            for split in ("train", "val"):
-                with open(tmp / f"{split}.bin", "wb") as f:
-                    write_tokens(f, tokenizer, corpus.texts(split), dtype, advance)
-            meta = {"dtype": np.dtype(dtype).name, "val_bytes": corpus.split_bytes("val")}
+            with open(tmp / "train.bin", "wb") as f:
+                write_tokens(f, tokenizer, corpus.texts("train"), dtype, advance)
+                unique_train = f.tell() // np.dtype(dtype).itemsize
+                write_tokens(f, tokenizer, corpus.repeats(), dtype, advance)
+            with open(tmp / "val.bin", "wb") as f:
+                write_tokens(f, tokenizer, corpus.texts("val"), dtype, advance)
+            meta = {"dtype": np.dtype(dtype).name, "val_bytes": corpus.split_bytes("val"), "unique_train": unique_train}
             (tmp / "meta.json").write_text(json.dumps(meta))
 
         atomic_dir(directory, fill)
     meta = json.loads((directory / "meta.json").read_text())
     load = lambda split: np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r")  # noqa: E731
-    return TokenSplits(load("train"), load("val"), meta["val_bytes"], reused)
+    train = load("train")
+    return TokenSplits(train, load("val"), meta["val_bytes"], reused, meta.get("unique_train", len(train)))
 
 
 def batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator, fim=None, fim_rate: float = 0.0):

@@ -26,6 +26,11 @@ class GateInputs:
     fit_seconds: float  # what fitting will cost here, measured on one evaluation of the objective
 
 
+def indexed_tokens(splits: data.TokenSplits) -> np.ndarray:
+    """The training split once through (repeats of weighted sources would only be found twice)."""
+    return np.asarray(splits.train[: min(splits.unique_train, INDEX_MAX_TOKENS)])
+
+
 def retrieval_features(splits: data.TokenSplits, tokenizer) -> GateInputs:
     """What the two predictors offer at each fitting position of the validation split. It does not
     depend on the model, so it is computed before training and counted in a --time budget."""
@@ -33,7 +38,7 @@ def retrieval_features(splits: data.TokenSplits, tokenizer) -> GateInputs:
     from copilot_repl.scoring import Features, mixed_logprobs
 
     val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
-    index = CorpusIndex.build(np.asarray(splits.train[:INDEX_MAX_TOKENS]), tokenizer.vocab_size)
+    index = CorpusIndex.build(indexed_tokens(splits), tokenizer.vocab_size)
     features = Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id, word_table(tokenizer))
     began = time.perf_counter()
     mixed_logprobs(np.zeros(len(val) - 1), features, Gate())
@@ -56,5 +61,5 @@ def fit_retrieval(model: GPT, splits: data.TokenSplits, inputs: GateInputs) -> t
         "bits_per_byte_mixed": round(bits_per_byte(mixed_logprobs(model_lp, features, gate).sum(), scale), 4),
     }
     buffer = io.BytesIO()
-    np.save(buffer, np.asarray(splits.train[:INDEX_MAX_TOKENS]))
+    np.save(buffer, indexed_tokens(splits))
     return gate.to_dict(), buffer.getvalue()

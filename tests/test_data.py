@@ -63,6 +63,25 @@ def test_token_cache_is_reused_and_rebuilt_when_the_corpus_changes(tmp_path):
     assert not data.token_cache(changed, tok, tok.fingerprint(tok_dir)).reused
 
 
+def test_a_weighted_source_is_trained_on_more_often_and_indexed_once(tmp_path, corpus_dir):
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a.py").write_text("def is_even(n):\n    return n % 2 == 0\n")
+    plain, weighted = data.gather([str(corpus_dir), str(small)]), data.gather([str(corpus_dir), f"{small}:3"])
+    assert weighted.fingerprint != plain.fingerprint and list(weighted.texts("train")) == list(plain.texts("train"))
+    assert list(weighted.repeats()) == [(small / "a.py").read_text()] * 2 and not list(plain.repeats())
+    tok = tokenizer_class("char")
+    tokenizer, tok_dir = data.cached_tokenizer(weighted, tok, None)
+    splits = data.token_cache(weighted, tokenizer, tokenizer.fingerprint(tok_dir))
+    once = data.token_cache(plain, tokenizer, tokenizer.fingerprint(tok_dir))
+    assert splits.unique_train == len(once.train) and np.array_equal(splits.train[: splits.unique_train], once.train)
+    assert len(splits.train) == len(once.train) + 2 * (len(tokenizer.encode((small / "a.py").read_text())) + 1)
+    odd = tmp_path / "named:2"  # a path that exists as written is read as it is
+    odd.mkdir()
+    (odd / "b.py").write_text("y = 2\n")
+    assert data.weighted(str(odd)) == (str(odd), 1) and data.weighted("stdlib:4") == ("stdlib", 4)
+
+
 def test_datasets_as_people_have_them(tmp_path):
     """jsonl, jsonl.gz and a git repository's tracked files; bad records are counted, never fatal."""
     import gzip

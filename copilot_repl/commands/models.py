@@ -40,7 +40,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     from copilot_repl.sizing import DEFAULT, SHAPES
 
     d = TrainConfig()
-    p.add_argument("--corpus", nargs="+", default=d.corpus, help="files, folders of .py, `stdlib` or `site`")
+    p.add_argument("--corpus", nargs="+", default=d.corpus, help="files, folders of .py, `stdlib` or `site`; SOURCE:N weighs a source N times")
     p.add_argument("--tokenizer", default=d.tokenizer, help="a tokenizer plugin: char, bpe, tiktoken, ...")
     p.add_argument("--vocab-size", type=_positive(int), help="vocabulary size (default: the plugin's)")
     length = p.add_mutually_exclusive_group()
