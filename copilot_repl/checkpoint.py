@@ -44,10 +44,14 @@ def shipped_default() -> Path:
     return Path(str(resources.files("copilot_repl") / "default_model"))
 
 
+DEFAULT_NAME = "default"
+
+
 def resolve(model: str | None, paras: str | None = None) -> Path:
-    """A checkpoint directory from a path, a NAME under paras/, or (None) the default model."""
-    if model is None:
-        local = paras_dir(paras) / "default"
+    """A checkpoint directory from a path, a NAME under paras/, or (None) the default model. The shipped
+    model is called `default` everywhere, until the user saves one of their own by that name."""
+    if model is None or (model == DEFAULT_NAME and not Path(model).is_dir()):
+        local = paras_dir(paras) / DEFAULT_NAME
         return local if (local / META).is_file() else shipped_default()
     path = Path(model).expanduser()
     candidates = [path] if path.is_absolute() or os.sep in model else [path, paras_dir(paras) / model]

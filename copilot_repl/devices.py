@@ -1,8 +1,7 @@
-"""Device choice: `auto` picks cuda, then mps, then cpu, and says why."""
+"""Device choice: `auto` picks cuda, then mps, then cpu, and says why. torch is imported only to
+choose: `train --help` lists DEVICES without paying torch's 2 s import."""
 
 from __future__ import annotations
-
-import torch
 
 from copilot_repl.errors import DeviceError
 
@@ -10,11 +9,15 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:
+    import torch
+
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 def resolve_device(name: str) -> tuple[str, str]:
     """The torch device to use for `name`, and a short reason for the choice."""
+    import torch
+
     if name not in DEVICES:
         raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     if name == "cuda" and not torch.cuda.is_available():

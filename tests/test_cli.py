@@ -84,6 +84,11 @@ def test_train_then_eval_through_the_cli(corpus_dir, tmp_path):
     assert r.returncode == 0 and "bits/byte" in r.stdout
     r = run_cli("models")
     assert "clitrain" in r.stdout and "bpe" in r.stdout
+    assert any(line.startswith("default ") for line in r.stdout.splitlines())  # the shipped model, by its one name
+    r = run_cli(stdin=":load clitrain\n:load default\n:show\n", env={})
+    assert r.returncode == 0 and "default_model" in r.stdout, r.stderr  # back on the shipped model after training
+    r = run_cli("show", "--model", "clitrain")
+    assert r.returncode == 0 and "clitrain" in r.stdout, r.stderr
 
 
 def test_tokenizers_lists_builtins():

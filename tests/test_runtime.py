@@ -75,6 +75,12 @@ def test_once_never_imports_torch(tiny_model):
     assert r.returncode == 0 and json.loads(r.stdout)["tokens"] > 0, r.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "eval", "serve", "show", "models", "tokenizers"])
+def test_help_of_every_command_never_imports_torch(command):
+    r = run_cli(command, "--help", env=NO_TORCH)
+    assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
+
+
 def test_the_repl_draws_its_prompt_and_completes_without_torch(tmp_path):
     child = spawn_repl("--no-history", env={**NO_TORCH, "XDG_STATE_HOME": str(tmp_path)}, dimensions=(40, 160))
     child.expect(">>> ")

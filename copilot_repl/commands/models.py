@@ -40,7 +40,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     from copilot_repl.sizing import DEFAULT, SHAPES
 
     d = TrainConfig()
-    p.add_argument("--corpus", nargs="+", default=d.corpus, help="files, folders of .py, `stdlib` or `site`; SOURCE:N weighs a source N times")
+    corpus_help = "files, folders, stdlib, site, datasets; SOURCE:N weighs a source N times"
+    p.add_argument("--corpus", nargs="+", default=d.corpus, help=corpus_help)
     p.add_argument("--tokenizer", default=d.tokenizer, help="a tokenizer plugin: char, bpe, tiktoken, ...")
     p.add_argument("--vocab-size", type=_positive(int), help="vocabulary size (default: the plugin's)")
     length = p.add_mutually_exclusive_group()
@@ -170,9 +171,10 @@ def models_command(session: Session, args: argparse.Namespace, out: Output) -> N
     rows = []
     root = checkpoint.paras_dir(session.paras)
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-    if not any(p.name == "default" for p in dirs):
-        dirs.append(checkpoint.shipped_default())
-    for d in dirs:
+    named = [(p.name, p) for p in dirs]
+    if not any(name == checkpoint.DEFAULT_NAME for name, _ in named):
+        named.append((checkpoint.DEFAULT_NAME, checkpoint.shipped_default()))
+    for name, d in named:
         try:
             meta = checkpoint.read_meta(d)
         except Exception:
@@ -181,7 +183,7 @@ def models_command(session: Session, args: argparse.Namespace, out: Output) -> N
         date = datetime.datetime.fromtimestamp((d / checkpoint.META).stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         bpb = meta.get("metrics", {}).get("val_bpb")
         rows.append(
-            f"{d.name:<16} {size:6.1f} MB  {meta['tokenizer']['name']:<9} "
+            f"{name:<16} {size:6.1f} MB  {meta['tokenizer']['name']:<9} "
             f"{bpb if bpb is None else round(bpb, 3)!s:>6} bits/byte  {date}  {d}"
         )
     out.result("\n".join(rows) if rows else f"no checkpoints under {root}/")
@@ -194,8 +196,14 @@ def tokenizers_command(session: Session, args: argparse.Namespace, out: Output) 
     out.result("\n".join(f"{name:<12} {origin}" for name, origin in sorted(tokenizer_sources().items())))
 
 
-@command("show", "the active model: config, parameters, tokenizer, corpus and training metrics")
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a checkpoint directory, or NAME under paras/ (default: the active one)")
+
+
+@command("show", "the active model: config, parameters, tokenizer, corpus and training metrics", _model_arg)
 def show_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    if args.model:
+        session.load(args.model)
     loaded, engine = session.model(), session.engine
     meta = loaded.meta
     runtime = type(engine.runtime).__name__
