@@ -17,6 +17,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -94,9 +95,9 @@ def _finish_reason(stop_reason: str) -> str:
 class CompletionServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], session, model_id: str):
+    def __init__(self, address: tuple[str, int], session, model_id: str, log: Callable[[str], None] | None = None):
         super().__init__(address, Handler)
-        self.session, self.model_id = session, model_id
+        self.session, self.model_id, self.log = session, model_id, log
         self.lock = threading.Lock()  # one model: requests take turns
         self.created = int(time.time())
 
@@ -120,19 +121,39 @@ class CompletionServer(ThreadingHTTPServer):
             "choices": choices,
             "usage": {
                 "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.tokens,
-                "total_tokens": result.prompt_tokens + result.tokens,
+                "completion_tokens": completion_tokens(result),
+                "total_tokens": result.prompt_tokens + completion_tokens(result),
             },
             "cropped_tokens": result.cropped_tokens,
         }
 
 
+def completion_tokens(result: Result) -> int:
+    """Every choice's tokens: what `n` choices cost is what usage reports."""
+    return sum(c.tokens for c in result.candidates)
+
+
 class Handler(BaseHTTPRequestHandler):
     server: CompletionServer
     protocol_version = "HTTP/1.1"
+    status: int | None = None
+    served = ""  # what the log line says of a completion
 
-    def log_message(self, format: str, *args) -> None:  # quiet: editors send a request per keystroke
+    def log_message(self, format: str, *args) -> None:  # http.server's own lines: ours come after the answer
         pass
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status = code
+        super().send_response(code, message)
+
+    def handle_one_request(self) -> None:
+        """One request, then (with a log) its line, once the answer is complete: route, status, time."""
+        began, self.status, self.served = time.perf_counter(), None, ""
+        super().handle_one_request()
+        if self.server.log is not None and self.status is not None:
+            route = self.path if len(self.path) <= 40 else self.path[:39] + "…"
+            ms = (time.perf_counter() - began) * 1000
+            self.server.log(f"{self.command} {route} {self.status} {ms:.0f} ms{self.served}")
 
     def _json(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
@@ -170,6 +191,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._stream(completion, request_id)
             else:
                 self._json(200, self.server.body(completion.finish(), request_id))
+            result = completion.result
+            if result is not None:
+                top = result.candidates[0]
+                self.served = f", {completion_tokens(result)} tokens, {top.stop_reason}, confidence {top.confidence:.2f}"
 
     def _read_json(self) -> Any:
         try:
@@ -226,15 +251,16 @@ class Handler(BaseHTTPRequestHandler):
             completion.close()
 
 
-def serve(session, host: str, port: int, announce) -> None:
-    """Serve until Ctrl-C or SIGTERM; `announce` is told the address once the model is loaded."""
+def serve(session, host: str, port: int, announce, log: Callable[[str], None] | None = None) -> None:
+    """Serve until Ctrl-C or SIGTERM; `announce` is told the address once the model is loaded, `log`
+    (if given) a line per request."""
     import signal
 
     from copilot_repl.checkpoint import shipped_default
 
     opened = session.model()
     model_id = "default" if opened.directory.resolve() == shipped_default().resolve() else opened.directory.name
-    server = CompletionServer((host, port), session, model_id)
+    server = CompletionServer((host, port), session, model_id, log)
 
     def stop(signum, frame):
         raise KeyboardInterrupt

@@ -50,6 +50,23 @@ def test_completions_with_the_openai_client(server):
     assert fill.choices[0].finish_reason in ("stop", "length")
 
 
+def test_log_has_a_line_per_request_and_usage_counts_every_choice(tiny_model):
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", "--log", "--model", str(tiny_model)], stderr=subprocess.PIPE, text=True, cwd=OUTSIDE
+    )
+    try:
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/v1", proc.stderr.readline()).group(1)
+        body = {"prompt": "x = ", "max_tokens": 6, "n": 3, "seed": 2, "min_confidence": 0}
+        status, answer = raw(url, json.dumps(body).encode())
+        line = proc.stderr.readline()
+        assert status == 200 and re.match(r"POST /v1/completions 200 \d+ ms, \d+ tokens, ", line), line
+        assert int(re.search(r"(\d+) tokens", line).group(1)) == answer["usage"]["completion_tokens"]
+        assert answer["usage"]["completion_tokens"] > 6 or any(c["stop_reason"] != "max_tokens" for c in answer["choices"])
+        assert raw(url, b"{not json")[0] == 400 and proc.stderr.readline().startswith("POST /v1/completions 400 ")
+    finally:
+        proc.kill()
+
+
 def raw(url: str, body: bytes, path: str = "/v1/completions") -> tuple[int, dict]:
     request = urllib.request.Request(url + path, data=body, headers={"Content-Type": "application/json"})
     try:
