@@ -3,7 +3,8 @@
     python corpus/build.py            # writes corpus/build/everyday.jsonl.gz and prints what it dropped
 
 Sources (see corpus/README.md for commits, versions and licences):
-- `everyday-python.jsonl.gz`: TheAlgorithms/Python and exercism/python at pinned commits (--everyday PATH);
+- TheAlgorithms/Python and exercism/python at pinned commits, read with git from clones kept in
+  --clones (cloned there, bare, when missing); or from a jsonl of the same files (--everyday PATH);
 - keon/algorithms, as published on the package index (`algorithms==1.0.1`, fetched with `pip download`).
 The standard library is added at training time (`--corpus ... stdlib`), as the README's command shows.
 
@@ -18,6 +19,7 @@ import gzip
 import io
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +29,30 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks' prompts are read from the checkout
 
 ALGORITHMS = ("algorithms", "1.0.1", "https://github.com/keon/algorithms", "MIT")
+EXERCISES = r"^exercises/.*(/\.meta/(example|exemplar)\.py|_test\.py)$"  # each exercise's solution and tests
+REPOSITORIES = (  # repository, commit, which files, licence
+    ("TheAlgorithms/Python", "f5988cc09713315817df6a7e327e258013a94440", r"\.py$", "MIT"),
+    ("exercism/python", "9eb657d4507d91efef99f484e7f2a1f4074911b5", EXERCISES, "MIT"),
+)
 NGRAM = 13
 DEFINED = re.compile(r"^(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.M)  # at the top level, as prompts define them
+
+
+def git(clone: Path, *args: str) -> str:
+    """git's output, its line ends as stored (a file's CRLF is kept, as the dataset has it)."""
+    return subprocess.run(["git", "-C", str(clone), *args], capture_output=True, check=True).stdout.decode()
+
+
+def from_git(clones: Path) -> Iterator[dict]:
+    """The chosen files of each repository at its pinned commit, in path order."""
+    for repo, commit, pattern, licence in REPOSITORIES:
+        clone = clones / repo.replace("/", "+")
+        if not clone.exists():
+            subprocess.run(["git", "clone", "--quiet", "--bare", f"https://github.com/{repo}", str(clone)], check=True)
+        for path in git(clone, "ls-tree", "-r", "--name-only", commit).splitlines():
+            if re.search(pattern, path):
+                content = git(clone, "show", f"{commit}:{path}")
+                yield {"repo": repo, "commit": commit, "path": path, "license": licence, "content": content}
 
 
 def algorithms() -> Iterator[dict]:
@@ -67,12 +91,16 @@ def evaluation_sets() -> tuple[set[str], set[tuple[str, ...]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--everyday", default=str(ROOT.parent / "shared" / "corpora" / "everyday-python.jsonl.gz"))
+    parser.add_argument("--clones", default=str(Path.home() / ".cache" / "copilot-repl" / "clones"), help="bare git clones")
+    parser.add_argument("--everyday", help="a jsonl(.gz) of the two repositories' files, instead of git")
     parser.add_argument("--out", default=str(HERE / "build" / "everyday.jsonl.gz"))
     args = parser.parse_args()
     names, grams = evaluation_sets()
-    with gzip.open(args.everyday, "rt", encoding="utf-8") as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    if args.everyday:
+        with gzip.open(args.everyday, "rt", encoding="utf-8") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+    else:
+        records = list(from_git(Path(args.clones)))
     records += list(algorithms())
     kept, dropped = [], {"defines_a_benchmark_name": 0, "shares_13_words": 0, "empty": 0}
     for record in records:
