@@ -47,6 +47,11 @@ def shipped_default() -> Path:
 DEFAULT_NAME = "default"
 
 
+def model_name(directory: Path) -> str:
+    """What a model is called in listings and by the server: its folder's name, or `default` if shipped."""
+    return DEFAULT_NAME if directory.resolve() == shipped_default().resolve() else directory.name
+
+
 def resolve(model: str | None, paras: str | None = None) -> Path:
     """A checkpoint directory from a path, a NAME under paras/, or (None) the default model. The shipped
     model is called `default` everywhere, until the user saves one of their own by that name."""

@@ -256,10 +256,10 @@ def serve(session, host: str, port: int, announce, log: Callable[[str], None] | 
     (if given) a line per request."""
     import signal
 
-    from copilot_repl.checkpoint import shipped_default
+    from copilot_repl.checkpoint import model_name
 
     opened = session.model()
-    model_id = "default" if opened.directory.resolve() == shipped_default().resolve() else opened.directory.name
+    model_id = model_name(opened.directory)
     server = CompletionServer((host, port), session, model_id, log)
 
     def stop(signum, frame):

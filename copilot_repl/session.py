@@ -14,6 +14,7 @@ from typing import Any
 
 from copilot_repl.errors import CorpusError, UsageError
 from copilot_repl.settings import SETTINGS, Sampling, parse_setting
+from copilot_repl.wording import plural
 
 LAYERS = ("built-in", "config", "checkpoint", "flag", "set")
 ENDED = ("stop", "end of text", "end of middle")  # a completion that ended by itself
@@ -167,7 +168,7 @@ class Session:
         index = CorpusIndex.build(tokens, engine.tokenizer.vocab_size)
         skipped = sum(corpus.skipped.values()) if corpus.skipped else 0
         note = f", {skipped} skipped" if skipped else ""
-        return index, f"{len(texts)} files, {len(tokens):,} tokens{note}"
+        return index, f"{plural(len(texts), 'file')}, {len(tokens):,} tokens{note}"
 
     def use_context_file(self, path: str) -> None:
         """`--context FILE`: the file an editor or script is working on comes before every prompt."""

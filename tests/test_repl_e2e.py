@@ -23,7 +23,7 @@ def repl(tiny_model, tmp_path):
     child = spawn_repl("--model", str(tiny_model), env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(40, 160))
     child.expect(">>> ")
     child.send(":show\r")  # waits for the model, which loads behind the first prompt
-    child.expect("params")
+    child.expect("parameters")
     child.expect(">>> ")
     yield child
     if child.isalive():
@@ -155,7 +155,7 @@ def test_train_in_the_repl_then_ctrl_c_saves_and_activates(repl, corpus_dir):
     repl.sendintr()
     repl.expect("interrupted; saved")
     repl.expect(">>> ")
-    shown = command(repl, ":show", "params.*\n")
+    shown = command(repl, ":show", "parameters.*\n")
     assert "fromrepl" in shown
     shown = command(repl, ":models", "fromrepl.*\n")
     assert "char" in shown

@@ -9,6 +9,7 @@ import re
 from copilot_repl.commands.registry import Output, command
 from copilot_repl.errors import UsageError
 from copilot_repl.session import Session
+from copilot_repl.wording import plural
 
 
 # -- train --------------------------------------------------------------------------------------------
@@ -157,11 +158,16 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     else:
         out.result(
             f"{bpb:.4f} bits/byte (model alone), {mixed:.4f} with retrieval ({report['retrieval']}) "
-            f"on {what} ({len(texts)} files, {n_bytes:,} bytes)"
+            f"on {what} ({plural(len(texts), 'file')}, {n_bytes:,} bytes)"
         )
 
 
 # -- models, tokenizers, show -----------------------------------------------------------------------
+def training_bpb(metrics: dict) -> str:
+    bpb = metrics.get("val_bpb")
+    return "no held-out figure" if bpb is None else f"{bpb:.3f} bits/byte held out (at training's end, its own windows)"
+
+
 @command("models", "list checkpoints under paras/: size, tokenizer, val bits/byte, date")
 def models_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     import datetime
@@ -182,11 +188,11 @@ def models_command(session: Session, args: argparse.Namespace, out: Output) -> N
         size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / 1e6
         date = datetime.datetime.fromtimestamp((d / checkpoint.META).stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         bpb = meta.get("metrics", {}).get("val_bpb")
-        rows.append(
-            f"{name:<16} {size:6.1f} MB  {meta['tokenizer']['name']:<9} "
-            f"{bpb if bpb is None else round(bpb, 3)!s:>6} bits/byte  {date}  {d}"
-        )
-    out.result("\n".join(rows) if rows else f"no checkpoints under {root}/")
+        bpb_text = "-" if bpb is None else f"{bpb:.3f}"
+        rows.append(f"{name:<16} {size:6.1f} MB  {meta['tokenizer']['name']:<9} {bpb_text:>6}  {date}  {d}")
+    header = f"{'name':<16} {'size':>9}  {'tokenizer':<9} {'val*':>6}  {'saved':<16}  path"
+    note = "* held-out bits/byte at training's end (its own windows; `eval` reads every position: a little lower)"
+    out.result("\n".join([header, *rows, note]) if rows else f"no checkpoints under {root}/")
 
 
 @command("tokenizers", "list the registered tokenizer plugins and where each comes from")
@@ -202,20 +208,40 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 
 @command("show", "the active model: config, parameters, tokenizer, corpus and training metrics", _model_arg)
 def show_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl import checkpoint
+
     if args.model:
         session.load(args.model)
     loaded, engine = session.model(), session.engine
-    meta = loaded.meta
-    runtime = type(engine.runtime).__name__
-    indexes = ", ".join(f"{len(i.reversed):,} tokens" for i in [*engine.indexes, engine.project] if i is not None) or "none"
-    lines = [
-        f"model      {loaded.directory}",
-        f"params     {engine.runtime.num_params():,}  ({', '.join(f'{k}={v}' for k, v in meta['model'].items())})",
-        f"tokenizer  {meta['tokenizer']['name']} ({loaded.tokenizer.vocab_size} ids)",
-        f"device     {session.device} ({runtime})",
-        f"retrieval  indexes: {indexes}; gate {json.dumps(engine.gate.to_dict())}",
-        f"corpus     {' '.join(meta.get('corpus', {}).get('spec', []))} ({meta.get('corpus', {}).get('fingerprint', '?')})",
-        f"metrics    {json.dumps(meta.get('metrics', {}))}",
-        f"made by    {json.dumps(meta.get('made_by', {}))}",
+    meta, shape = loaded.meta, loaded.meta["model"]
+    metrics, corpus = meta.get("metrics", {}), meta.get("corpus", {})
+    indexes = [f"{len(i.reversed):,} tokens" for i in [*engine.indexes, engine.project] if i is not None]
+    rows = [
+        ("model", f"{checkpoint.model_name(loaded.directory)} ({loaded.directory})"),
+        (
+            "parameters",
+            f"{engine.runtime.num_params():,}: {shape['n_layer']} layers x {shape['n_embd']}, {shape['n_head']} heads, "
+            f"context {shape['block_size']}",
+        ),
+        ("tokenizer", f"{meta['tokenizer']['name']}, {loaded.tokenizer.vocab_size:,} ids"),
+        ("device", f"{session.device} ({type(engine.runtime).__name__})"),
+        ("corpus", " ".join(corpus.get("spec", [])) or "?"),
     ]
+    if metrics:
+        took = f"{metrics.get('wall_time_s', 0) / 60:.0f} min" if metrics.get("wall_time_s") else "?"
+        rows.append(
+            (
+                "trained",
+                f"{metrics.get('step', 0):,} steps, {metrics.get('tokens_seen', 0) / 1e6:.1f}M tokens, {took}: "
+                f"{training_bpb(metrics)}",
+            )
+        )
+    rows.append(("retrieval", f"indexes of {' and '.join(indexes)}" if indexes else "buffer cache only"))
+    for key in ("retrieval", "confidence"):
+        fitted = (meta.get(key) or {}).get("fitted_on", {})
+        if "package" in fitted:
+            rows.append((f"{key} fit", f"on {fitted['package']}, away from home"))
+    if meta.get("made_by", {}).get("command"):
+        rows.append(("made by", meta["made_by"]["command"]))
+    lines = [f"{name:<16}{value}" for name, value in rows]
     out.result("\n".join(lines))

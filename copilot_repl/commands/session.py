@@ -58,7 +58,8 @@ def set_command(session: Session, args: argparse.Namespace, out: Output) -> None
     if args.name is None:
         sampling = session.sampling
         rows = [(name, repr(getattr(sampling, name)), f"({session.source(name)})", s.help) for name, s in SETTINGS.items()]
-        out.result("\n".join(f"{name:<12} {value:<14} {source:<13} {help}" for name, value, source, help in rows))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        out.result("\n".join(f"{n:<{widths[0]}}  {v:<{widths[1]}}  {s:<{widths[2]}}  {h}" for n, v, s, h in rows))
         return
     if not args.value:
         raise UsageError(f":set {args.name} needs a value")

@@ -21,6 +21,7 @@ from copilot_repl.repl.history import make_history
 from copilot_repl.repl.keys import key_bindings
 from copilot_repl.repl.lexer import InputLexer
 from copilot_repl.repl.render import DIM, RESET, StreamPrinter, stats_line, typeahead_kept
+from copilot_repl.wording import plural
 
 PROMPT, CONTINUATION = ">>> ", "... "
 RED = "\x1b[31m"
@@ -149,7 +150,7 @@ def toolbar(session, loader: ModelLoader):
             model = "loading model…" if loader.thread.is_alive() else "no model (:load PATH)"
             return f" {model}  │  {sampling} "
         params = session.engine.runtime.num_params()
-        context = f"context {len(session.turns)} prompts" if session.turns else "fresh context"
+        context = f"context {plural(len(session.turns), 'prompt')}" if session.turns else "fresh context"
         return (
             f" {loaded.directory.name}  {params / 1e6:.1f}M params  │  {loaded.tokenizer.name} {loaded.tokenizer.vocab_size}"
             f"  │  {session.device}  │  {context}  │  {sampling} "
