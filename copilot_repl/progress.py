@@ -30,16 +30,7 @@ def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[
 
     def callback(event: str, info: dict) -> None:
         if event == "start":
-            total = f"{info['total_steps']} steps" if info["total_steps"] else f"{info['time']:.0f}s"
-            cache = "reused" if info["cache_reused"] else "built"
-            shape = info["shape"]
-            print(
-                f"training {info['params']:,} parameters ({shape['layers']}x{shape['dim']}, batch {shape['batch_size']}) "
-                f"on {info['device']} ({info['device_reason']}) for {total}; "
-                f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens (cache {cache})",
-                file=stream,
-                flush=True,
-            )
+            print(_start_line(info), file=stream, flush=True)
         elif event == "step" and ("val_bpb" in info or time.monotonic() - last[0] >= every):
             last[0] = time.monotonic()
             print(_fmt_line(info), file=stream, flush=True)
@@ -48,58 +39,77 @@ def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[
             print(f"{event}: {_done(event, info)}", file=stream, flush=True)
         elif event == "status":
             print(info["message"], file=stream, flush=True)
-        elif event == "saved":
-            print(f"saved {info['path']} (step {info['step']})", file=stream, flush=True)
 
     return callback
 
 
+def _start_line(info: dict) -> str:
+    total = f"{info['total_steps']} steps" if info["total_steps"] else f"{info['time']:.0f}s"
+    cache = "reused" if info["cache_reused"] else "built"
+    shape = info["shape"]
+    return (
+        f"training {info['params']:,} parameters ({shape['layers']}x{shape['dim']}, batch {shape['batch_size']}) "
+        f"on {info['device']} ({info['device_reason']}) for {total}; "
+        f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens (cache {cache})"
+    )
+
+
 def rich_progress(console) -> Callable[[str, dict], None]:
-    """A live bar with loss, val bits/byte, tokens/s and ETA; stopped on the final save."""
+    """One bar per phase (encode, train, final evaluation), each left on screen as it ended before the
+    next line or bar is printed; every line goes through the console, so none is glued to a bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-    state: dict[str, Any] = {"task": None, "val": ""}
+    live: dict[str, Any] = {}  # phase -> (Progress, task id), at most one running
+
+    def bar(phase: str, total: float):
+        if phase not in live:
+            stop()
+            progress = Progress(
+                TextColumn("[bold]{task.description:<8}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            progress.start()
+            live[phase] = (progress, progress.add_task(phase, total=total, stats=""))
+        return live[phase]
+
+    def stop() -> None:
+        for progress, _ in live.values():
+            progress.stop()
+        live.clear()
+
+    state: dict[str, Any] = {"val": ""}
 
     def callback(event: str, info: dict) -> None:
-        if event in ("encode", "evaluate"):  # a bar of its own, after the run's bar has stopped for "evaluate"
-            if state.get(event) is None:
-                if event == "evaluate":  # the bars above stay printed as they ended
-                    for task in list(progress.task_ids):
-                        progress.remove_task(task)
-                progress.start()
-                state[event] = progress.add_task(event, total=info["total"], stats="")
-            progress.update(state[event], completed=info["done"], stats=_done(event, info))
-            if event == "evaluate" and info["done"] == info["total"]:
-                progress.stop()
+        if event in ("encode", "evaluate"):
+            progress, task = bar(event, info["total"])
+            progress.update(task, completed=info["done"], stats=_done(event, info))
+            if info["done"] == info["total"]:
+                stop()
         elif event == "start":
-            plain_progress(console.file)(event, info)
-            total = info["total_steps"] or info["time"]
+            stop()
+            console.print(_start_line(info), highlight=False)
             state["by_time"] = not info["total_steps"]
-            progress.start()
-            state["task"] = progress.add_task("train", total=total, completed=0, stats="")
-        elif event == "step" and state["task"] is not None:
+            bar("train", info["total_steps"] or info["time"])
+        elif event == "step" and "train" in live:
             if "val_bpb" in info:
-                state["val"] = f"  val {info['val_bpb']:.3f} b/B"
+                state["val"] = f"  val {info['val_bpb']:.3f} bits/byte"
+            progress, task = live["train"]
             done = info["elapsed"] if state["by_time"] else info["step"]
             stats = f"step {info['step']}  loss {info['loss']:.3f}{state['val']}  {info['tokens_per_second']:,.0f} tok/s"
-            progress.update(state["task"], completed=done, stats=stats)
-        elif event == "saved":
-            console.print(f"[dim]saved {info['path']} (step {info['step']})[/dim]")
+            progress.update(task, completed=done, stats=stats)
         elif event == "end":
-            progress.stop()
+            if "train" in live and not info["interrupted"]:  # the time left was the final evaluation's
+                progress, task = live["train"]
+                progress.update(task, completed=progress.tasks[0].total)
+            stop()
             console.print(terminal_curve(info["history"]), markup=False, highlight=False)
         elif event == "status":
-            console.print(f"[dim]{info['message']}[/dim]")
+            console.print(f"[dim]{info['message']}[/dim]")  # above a running bar, never into it
 
     return callback

@@ -301,9 +301,12 @@ def _run(
         if config.time and world.is_main:
             loop.validate(1)  # a cold first forward pass would overstate the next measurement
             loop.validate(2)  # what a window of validation costs here, for the reserve
+        next_quarter = 0.25  # a held-out figure at least at each quarter, in a short run too
         while (now := progress()) < 1.0:
             record = loop.train_step(now, emit) | {"elapsed": round(elapsed(), 2)}
-            if loop.step % config.eval_every == 0 and world.is_main:
+            quarter = now >= next_quarter
+            next_quarter += 0.25 * quarter
+            if (loop.step % config.eval_every == 0 or quarter) and world.is_main:
                 val_bpb = loop.validate(config.eval_windows)
                 record["val_bpb"] = round(val_bpb, 4)
             if loop.step % 10 == 0 or "val_bpb" in record:
