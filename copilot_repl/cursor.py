@@ -8,7 +8,9 @@ A prompt can end in three ways, and each needs the model started differently:
   carries a line's last space with its first word: "\\n   " + " return"), so the model is fed the line
   one space short, its first token must be that space and a word, and the part the user already typed
   is not written again. Without this a small model closes the block at once (an empty completion) or
-  picks an indentation of its own.
+  picks an indentation of its own. After a line inside a block (a docstring's closing quotes), the
+  newline is taken back and the model writes it again with the indentation it chooses: a lone "\\n"
+  token is how byte-level BPE starts a line at the margin, so feeding one asks for the block's end.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ def opens_block(line: str) -> bool:
 class Cursor:
     """How to start a completion of `prompt`: the model reads `prompt[:keep] + lead`; the completion
     shown starts with `lead[hide_lead:]`; when `indent_first`, the first token is a space and a word
-    (of which the space is not shown when `hide_space`)."""
+    (of which the space is not shown when `hide_space`); the first tokens write `retype` again."""
 
     keep: int
     lead: str = ""
     hide_lead: int = 0
     indent_first: bool = False
     hide_space: bool = False
+    retype: str = ""  # typed, then taken back: the first tokens write it again, unshown
 
     @property
     def shown(self) -> str:
@@ -57,6 +60,8 @@ def place(prompt: str, block_mode: bool = True) -> Cursor:
     lines = [line for line in prompt[:keep].split("\n") if line.strip()]
     last = lines[-1] if lines else ""
     target = max(typed, indent_of(last) + INDENT_WIDTH) if last and opens_block(last) else typed
+    if target == 0 and indent_of(last) > 0:  # after a line in a block: it may go on, or end
+        return Cursor(keep, retype="\n")
     if target == 0:  # a line at the left margin: "\n" is how the model saw such a line start
         return Cursor(keep, "\n", hide_lead=1)
     lead = "\n" + " " * (target - 1)

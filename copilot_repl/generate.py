@@ -171,8 +171,8 @@ class Stream:
         tok, runtime, rows = engine.tokenizer, engine.runtime, s.n
         cursor = place(req.prompt, s.stop_mode == "block") if req.suffix is None else Cursor(len(req.prompt))
         window, buffer, prompt_tokens, context_tokens, cropped = self._prompt_ids(cursor)
-        pending = b" " if cursor.hide_space else b""
-        if not cursor.lead:
+        pending = cursor.retype.encode() or (b" " if cursor.hide_space else b"")
+        if not cursor.lead and not cursor.retype:
             healed_window, pending = self._heal(window)
             buffer = buffer[: len(buffer) - (len(window) - len(healed_window))]
             window = healed_window
@@ -208,6 +208,8 @@ class Stream:
                 free = logp.copy()
                 if step == 0 and cursor.indent_first:
                     logp[:, ~self._space_and_word()] = -np.inf
+                if step == 0 and req.suffix is None:  # a request for a completion is never answered by ending the text
+                    logp[:, tok.eot_id] = -np.inf
                 for row in range(rows):
                     if pendings[row]:
                         allowed = np.full(runtime.vocab_size, -np.inf)

@@ -38,11 +38,11 @@ def test_inside_a_line_nothing_is_added():
 @settings(deadline=None)
 @given(st.text(alphabet="ab:( )\n\t#", max_size=40))
 def test_the_model_and_the_user_reach_the_same_column(prompt):
-    """The model reads prompt[:keep] + lead and writes its first word after a space; the user sees the
+    """The model reads prompt[:keep] + lead (and writes `retype` again) and its first word after a space; the user sees the
     prompt, what is shown, and that space unless it is hidden: the word lands at the same column."""
     cursor = place(prompt)
     space = 1 if cursor.indent_first else 0
-    model = (prompt[: cursor.keep] + cursor.lead).rsplit("\n", 1)[-1].expandtabs(8)
+    model = (prompt[: cursor.keep] + cursor.lead + cursor.retype).rsplit("\n", 1)[-1].expandtabs(8)
     user = (prompt + cursor.shown).rsplit("\n", 1)[-1].expandtabs(8)
     assert len(model) + space == len(user) + (0 if cursor.hide_space else space)
     assert cursor.keep == len(prompt) or prompt[cursor.keep] == "\n"
@@ -74,3 +74,9 @@ def test_an_old_two_number_gate_still_loads():
     gate = Gate.from_dict({"buffer": [0.3, -2.0], "corpus": [0.5, -4.0]})
     assert gate.buffer == (0.3, -2.0, 0.0) and gate.corpus == (0.5, -4.0, 0.0) and gate.project == Gate().project
     assert Gate.from_dict({"buffer": [0.3, -2.0, 0.1]}).corpus == Gate().corpus
+
+
+def test_after_a_line_inside_a_block_the_model_writes_the_newline_and_its_indentation():
+    cursor = place('def f(x):\n    """Say why."""\n')
+    assert (cursor.keep, cursor.lead, cursor.retype, cursor.shown) == (len('def f(x):\n    """Say why."""'), "", "\n", "")
+    assert place("import os\n").lead == "\n"  # at the margin a lone newline is how lines start there

