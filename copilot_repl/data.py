@@ -45,11 +45,7 @@ class Corpus:
 
     def texts(self, split: str = "all") -> Iterator[str]:
         """The split's documents ("train", "val" or "all"), read again and each given once, in source order."""
-        seen: set[str] = set()
-        for text, digest, _ in _checked_documents(self.spec, {}):
-            if digest in seen or digest not in self.sizes:  # a duplicate, or a file changed since gather()
-                continue
-            seen.add(digest)
+        for text, digest in self._documents():
             if split == "all":
                 yield text
             elif self.single:
@@ -57,17 +53,23 @@ class Corpus:
             elif (digest in self.val_digests) == (split == "val"):
                 yield text
 
+    def _documents(self) -> Iterator[tuple[str, str]]:
+        """(text, digest) of each document gathered, once, in source order."""
+        seen: set[str] = set()
+        for text, digest, _ in _checked_documents(self.spec, {}):
+            if digest not in seen and digest in self.sizes:  # not a duplicate, nor a file changed since gather()
+                seen.add(digest)
+                yield text, digest
+
     def repeats(self) -> Iterator[str]:
         """The training documents of weighted sources again, `weight - 1` more times: appended after the
         training split, so a random window lands in them `weight` times as often, and the index (which
         reads the split's first, once-through part) holds each document once."""
         if not self.weights or self.single:
             return
-        extra = max(self.weights.values()) - 1
-        for round_ in range(extra):
-            for text in self.texts("train"):
-                digest = _digest(text)
-                if self.weights.get(digest, 1) - 1 > round_:
+        for round_ in range(max(self.weights.values()) - 1):
+            for text, digest in self._documents():
+                if digest not in self.val_digests and self.weights.get(digest, 1) - 1 > round_:
                     yield text
 
     def split_bytes(self, split: str) -> int:
@@ -140,10 +142,6 @@ def weighted(item: str) -> tuple[str, int]:
     return match["source"], int(match["weight"])
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _checked_documents(spec: list[str], skipped: dict[str, int]) -> Iterator[tuple[str, str, int]]:
     """(text, content digest, weight) for every usable document of the corpus, one at a time."""
     for item in spec:
@@ -151,7 +149,7 @@ def _checked_documents(spec: list[str], skipped: dict[str, int]) -> Iterator[tup
         for path, record in documents(source, skipped):
             text = _read_text(path, skipped) if record is None else _checked(record, skipped)
             if text is not None:
-                yield text, _digest(text), weight
+                yield text, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), weight
 
 
 def gather(spec: list[str]) -> Corpus:
