@@ -17,12 +17,26 @@ PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 
 
 def submit(keys: str, history: bool = False, then: str = "") -> str:
-    """Type `keys`; `then` is typed a moment later, once background completion has had its turn."""
+    """Type `keys`; `then` is typed once Tab's background completion has grown the line past what was typed.
+
+    Completion runs after the keys are read, so `then` waits for the buffer to change rather than for a clock:
+    if nothing is ever inserted, `then` is typed after a generous wait and the assertion on the text fails.
+    """
     with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
-        pipe.send_text(keys)
+        prompt = build_prompt_session(Session(), history=history)
         if then:
-            threading.Timer(0.5, pipe.send_text, [then]).start()
-        return build_prompt_session(Session(), history=history).prompt(">>> ")
+            typed = len(keys.replace("\t", ""))
+            fallback = threading.Timer(30, pipe.send_text, [then])
+
+            def send_then_once_completed(buffer) -> None:
+                if len(buffer.text) > typed and not fallback.finished.is_set():
+                    fallback.cancel()
+                    pipe.send_text(then)
+
+            prompt.default_buffer.on_text_changed += send_then_once_completed
+            fallback.start()
+        pipe.send_text(keys)
+        return prompt.prompt(">>> ")
 
 
 def test_enter_submits():
