@@ -207,8 +207,13 @@ class Session:
         last = self._last()
         context = "".join(turn.code() for turn in self.turns[:-1]) if self.chat else ""
 
-        def extend(result) -> None:
-            last.result.candidates[last.shown].text += result.text
+        def extend(result) -> None:  # the turn gets a longer answer; the result it had stays as it was
+            before = last.result.candidates[last.shown]
+            longer = replace(
+                before, text=before.text + result.text, tokens=before.tokens + result.tokens, stop_reason=result.stop_reason
+            )
+            candidates = [longer if i == last.shown else c for i, c in enumerate(last.result.candidates)]
+            self.turns[self.turns.index(last)] = replace(last, result=replace(last.result, candidates=candidates))
 
         return self._start(last.prompt + last.text, None, self.file_context + context, extend)
 
@@ -249,5 +254,5 @@ class Session:
             sampling = replace(sampling, min_confidence=0.0)
         stream = self.engine.complete(Request(prompt, suffix, context, sampling, copyable))
         stream.marked_below = marked_below
-        stream.done = done
+        stream.on_done(done)
         return stream

@@ -15,6 +15,7 @@ run of 13 words with a benchmark's prompt or test, the contamination test of the
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import io
 import json
@@ -89,6 +90,73 @@ def evaluation_sets() -> tuple[set[str], set[tuple[str, ...]]]:
     return names, grams
 
 
+CLOSING_QUOTES = re.compile(r"(\"\"\"|\'\'\')\s*$")
+DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def docstring_lines(tree: ast.Module) -> Iterator[tuple[int, int, bool]]:
+    """The first and last line (0-based) of every docstring that spans three lines or more, and whether code follows it."""
+    for node in ast.walk(tree):
+        if isinstance(node, DOCSTRING_OWNERS) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                if first.end_lineno and first.end_lineno - first.lineno >= 2:
+                    yield first.lineno - 1, first.end_lineno - 1, len(node.body) > 1
+
+
+def without_doctests(source: str) -> str:
+    """`source` with the interactive examples (`>>>` lines and the output under them) cut from its docstrings.
+
+    TheAlgorithms writes a dozen examples before nearly every body, so a model trained on it answers
+    `def fib(n):` with a docstring that runs out of tokens before the code starts. The prose of a docstring
+    stays, and so do the examples' bodies' tests elsewhere; a file that would not parse afterwards is kept whole.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    lines = source.splitlines(keepends=True)
+    dropped: set[int] = set()
+    for start, end, code_follows in docstring_lines(tree):
+        in_example = False
+        for i in range(start + 1, end + 1):
+            stripped = lines[i].strip()
+            if stripped.startswith(">>>"):
+                in_example = True
+            elif not stripped or (i == end and CLOSING_QUOTES.fullmatch(stripped)):
+                in_example = False
+            if in_example:
+                dropped.add(i)
+        if end in dropped:  # the last example's output shares the closing line: keep the quotes
+            closing = CLOSING_QUOTES.search(lines[end])
+            if not closing:
+                return source
+            dropped.discard(end)
+            indent = lines[end][: len(lines[end]) - len(lines[end].lstrip())]
+            lines[end] = indent + closing.group(1) + "\n"
+        last = end - 1  # no blank lines left just above the closing quotes
+        while last > start and (last in dropped or not lines[last].strip()):
+            dropped.add(last)
+            last -= 1
+        for i in range(start + 2, last):  # nor two blank lines where an example was
+            previous = max((j for j in range(start + 1, i) if j not in dropped), default=None)
+            if not lines[i].strip() and previous is not None and not lines[previous].strip():
+                dropped.add(i)
+        if last == start and code_follows and lines[start].strip().lstrip("rRuU") in ('"""', "\'\'\'"):
+            dropped.update(range(start, end + 1))  # nothing but examples: no docstring at all
+    shaped = "".join(line for i, line in enumerate(lines) if i not in dropped)
+    try:
+        ast.parse(shaped)
+    except SyntaxError:
+        return source
+    return shaped
+
+
+def shaped(text: str) -> str:
+    """One kind of line end (the CRLF files taught the model to write `\\r`), and docstrings without examples."""
+    return without_doctests(text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clones", default=str(Path.home() / ".cache" / "copilot-repl" / "clones"), help="bare git clones")
@@ -104,7 +172,7 @@ def main() -> None:
     records += list(algorithms())
     kept, dropped = [], {"defines_a_benchmark_name": 0, "shares_13_words": 0, "empty": 0}
     for record in records:
-        text = record["content"]
+        text = record["content"] = shaped(record["content"])
         if not text.strip():
             dropped["empty"] += 1
         elif names & set(DEFINED.findall(text)):

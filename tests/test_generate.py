@@ -10,6 +10,7 @@ from copilot_repl.generate import Engine, Request, Stream
 from copilot_repl.runtime_numpy import NumpyGPT
 from copilot_repl.settings import SETTINGS, Sampling, apply, parse_setting
 from copilot_repl.stops import StopRules, repetition_cut
+from copilot_repl.window import heal
 
 
 class Done:
@@ -219,12 +220,12 @@ def test_token_healing_takes_back_the_cut_word_and_writes_it_again(untrained_bpe
     tokenizer = untrained_bpe.tokenizer
     stream = untrained_bpe.complete(Request(prompt, sampling=Sampling(max_tokens=3, stop_mode="none", seed=seed)))
     ids = [tokenizer.eot_id, *tokenizer.encode(prompt)]
-    kept, removed = stream._heal(ids)
+    kept, removed = heal(tokenizer, ids, prompt)
     assert tokenizer.decode(kept[1:]).encode() + removed == prompt.encode()  # nothing lost, nothing added
     assert len(removed) <= max(
         len(prompt) - len(prompt.rstrip("abcdefghijklmnopqrstuvwxyz_")), len(tokenizer.token_bytes(ids[-1]))
     )
-    for token in stream._agreeing(removed) if removed else []:
+    for token in untrained_bpe.agreeing(removed) if removed else []:
         piece = tokenizer.token_bytes(int(token))
         assert piece.startswith(removed) or removed.startswith(piece)
     "".join(stream)  # and the completion runs
@@ -238,3 +239,19 @@ def test_an_identifier_typed_earlier_in_the_session_is_completed():
     context = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
     done = complete(engine, "result = compute_chec", context=context, temperature=0, max_tokens=12)
     assert done.text.startswith("ksum_of_payload(")
+
+
+def test_more_continues_the_last_turn_without_changing_its_published_result(tiny_model):
+    from copilot_repl.session import Session
+
+    session = Session(model_ref=str(tiny_model))
+    session.set("max_tokens", "5")
+    session.set("stop_mode", "none")
+    session.set("seed", "3")
+    first = session.submit("def f(x):").finish()
+    published = (first.text, first.tokens, first.stop_reason)
+    more = session.more().finish()
+    turn = session.turns[-1]
+    assert (first.text, first.tokens, first.stop_reason) == published  # what listeners were told stays true
+    assert turn.text == first.text + more.text and turn.result.tokens == first.tokens + more.tokens
+    assert turn.result.stop_reason == more.stop_reason
