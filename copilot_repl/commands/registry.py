@@ -60,6 +60,10 @@ class Command:
         self.add_arguments(parser)
         return parser
 
+    def options(self) -> list[argparse.Action]:
+        """Its flags and arguments, for completion (argparse keeps them in `_actions`: read in this one place)."""
+        return list(self.parser()._actions)
+
     def help(self, prefix: str = ":") -> str:
         return self.parser(prefix).format_help().rstrip()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from copilot_repl.commands import COMMANDS
+from copilot_repl.commands import COMMANDS, Command
 from copilot_repl.settings import SETTINGS
 
 SETTING_HINTS = {
@@ -21,6 +21,8 @@ PATH_FLAGS = {"--corpus"}
 
 
 class ReplCompleter(Completer):
+    """Completes the word at the cursor from what the command line so far can take there."""
+
     def __init__(self, paras_names=lambda: []):
         self.paths = PathCompleter(expanduser=True)
         self.paras_names = paras_names
@@ -29,47 +31,51 @@ class ReplCompleter(Completer):
         text = document.text_before_cursor
         if not text.startswith((":", "/")) or "\n" in text:
             return
-        prefix, words = text[0], text[1:].split(" ")
+        words = text[1:].split(" ")
         current = words[-1]
         if len(words) == 1:
-            for name in COMMANDS:
-                if name.startswith(current) and not COMMANDS[name].shell_only:
-                    yield Completion(name, -len(current), display=prefix + name, display_meta=COMMANDS[name].summary)
-            return
-        name = words[0]
-        if name not in COMMANDS:
-            return
-        previous = words[-2]
-        if name in ("set", "unset") and len(words) == 2:
+            yield from self._commands(text[0], current)
+        elif words[0] in ("set", "unset") and len(words) == 2:
             yield from (Completion(s, -len(current), display_meta=SETTINGS[s].help) for s in SETTINGS if s.startswith(current))
-            return
-        if name == "set" and len(words) == 3:
-            values = (
-                SETTINGS[previous].choices
-                if previous in SETTINGS and SETTINGS[previous].choices
-                else SETTING_HINTS.get(previous, [])
-            )
-            yield from (Completion(v, -len(current)) for v in values if v.startswith(current))
-            return
-        parser = COMMANDS[name].parser()
+        elif words[0] == "set" and len(words) == 3:
+            yield from (Completion(v, -len(current)) for v in _setting_values(words[1]) if v.startswith(current))
+        elif words[0] in COMMANDS:
+            yield from self._arguments(COMMANDS[words[0]], words[-2], current, complete_event)
+
+    @staticmethod
+    def _commands(prefix: str, current: str):
+        for name, command in COMMANDS.items():
+            if name.startswith(current) and not command.shell_only:
+                yield Completion(name, -len(current), display=prefix + name, display_meta=command.summary)
+
+    def _arguments(self, command: Command, previous: str, current: str, complete_event):
+        """A flag, a flag's value, or a path."""
+        options = command.options()
         if current.startswith("-"):
-            for action in parser._actions:
-                for flag in action.option_strings:
-                    if flag.startswith(current):
-                        yield Completion(flag, -len(current), display_meta=action.help or "")
+            for option in options:
+                yield from (
+                    Completion(f, -len(current), display_meta=option.help or "")
+                    for f in option.option_strings
+                    if f.startswith(current)
+                )
             return
-        taking = next((a for a in parser._actions if previous in a.option_strings), None)
-        if taking is not None and taking.choices:
-            yield from (Completion(c, -len(current)) for c in taking.choices if c.startswith(current))
-            return
+        taking = next((o for o in options if previous in o.option_strings), None)
+        values = list(taking.choices or []) if taking is not None else []
         if previous == "--tokenizer":
             from copilot_repl.plugins import registered_tokenizers
 
-            yield from (Completion(t, -len(current)) for t in sorted(registered_tokenizers()) if t.startswith(current))
-            return
-        if name in PATH_COMMANDS or previous in PATH_FLAGS:
-            if name == "load":
+            values = sorted(registered_tokenizers())
+        if values:
+            yield from (Completion(v, -len(current)) for v in values if v.startswith(current))
+        elif command.name in PATH_COMMANDS or previous in PATH_FLAGS:
+            if command.name == "load":
                 yield from (
                     Completion(n, -len(current), display_meta="paras/") for n in self.paras_names() if n.startswith(current)
                 )
             yield from self.paths.get_completions(Document(current, len(current)), complete_event)
+
+
+def _setting_values(name: str) -> list[str]:
+    """What `:set NAME` takes: its choices, or a few usual values."""
+    setting = SETTINGS.get(name)
+    return list(setting.choices) if setting is not None and setting.choices else SETTING_HINTS.get(name, [])
