@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("no-deadline", deadline=None)  # shared machines: a slow example is not a failure
+settings.load_profile("no-deadline")
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SMALL_MODULES = ["bisect.py", "colorsys.py", "keyword.py", "heapq.py", "fnmatch.py", "glob.py", "shlex.py", "textwrap.py"]
@@ -72,15 +78,74 @@ def tiny_model(corpus_dir, tmp_path_factory) -> Path:
         return train_tiny(corpus_dir, "tiny", steps=60).directory.resolve()
 
 
-def _console_script() -> str:
-    beside = Path(sys.executable).parent / "copilot-repl"
-    found = str(beside) if beside.exists() else shutil.which("copilot-repl")
-    assert found, "the copilot-repl console script is not installed (pip install '.[test]')"
-    return found
+# The layers. A test is "pure" when it neither starts a process nor trains or loads a model: that layer
+# (`pytest -m pure`) runs alone in seconds. The rest is "process" (drives the installed program or a
+# subprocess) or "model" (trains a tiny model, or loads the shipped one), found from what the test uses.
+MODEL_FIXTURES = {"tiny_model", "fim_model", "untrained_bpe"}  # with every fixture built on them
+PROCESS_FIXTURES = {"repl", "server", "plugin_site"}
+PROCESS_WORDS = re.compile(r"\b(run_cli|spawn_repl|CLI|subprocess|Popen|pexpect)\b")
+MODEL_WORDS = re.compile(r"\b(train_tiny|train|load_engine|shipped_default|checkpoint\.load)\(")
+
+
+def _uses(module) -> dict[str, str]:
+    """Which of the module's own functions start a process or a model, directly or through one another."""
+    functions = {
+        name: inspect.getsource(f)
+        for name, f in vars(module).items()
+        if inspect.isfunction(f) and f.__module__ == module.__name__
+    }
+    kinds: dict[str, str] = {}
+    for _ in range(len(functions)):  # until nothing changes: a helper may call a helper
+        for name, source in functions.items():
+            kinds[name] = _kind(source, kinds, set()) or ""
+    return kinds
+
+
+def _kind(source: str, helpers: dict[str, str], fixtures: set[str]) -> str | None:
+    called = set(re.findall(r"\b(\w+)\(", source))
+    if PROCESS_FIXTURES & fixtures or PROCESS_WORDS.search(source) or any(helpers.get(n) == "process" for n in called):
+        return "process"
+    if MODEL_FIXTURES & fixtures or MODEL_WORDS.search(source) or any(helpers.get(n) == "model" for n in called):
+        return "model"
+    return None
+
+
+def pytest_collection_modifyitems(items) -> None:
+    helpers: dict[str, dict[str, str]] = {}
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        module = inspect.getmodule(function)
+        if module.__name__ not in helpers:
+            helpers[module.__name__] = _uses(module)
+        kind = _kind(inspect.getsource(function), helpers[module.__name__], set(getattr(item, "fixturenames", ())))
+        item.add_marker(getattr(pytest.mark, kind or "pure"))
+
+
+class _ConsoleScript(list):
+    """The installed program, never the source tree: looked up when a test first starts it, so that
+    the pure layer runs without an install."""
+
+    def _found(self) -> None:
+        if not self:
+            beside = Path(sys.executable).parent / "copilot-repl"
+            found = str(beside) if beside.exists() else shutil.which("copilot-repl")
+            if not found:
+                pytest.fail("the copilot-repl console script is not installed (pip install '.[test]')")
+            self.append(found)
+
+    def __iter__(self):
+        self._found()
+        return super().__iter__()
+
+    def __getitem__(self, index):
+        self._found()
+        return super().__getitem__(index)
 
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-CLI = [_console_script()]  # the installed program, never the source tree
+CLI = _ConsoleScript()
 # Every process starts here, away from the checkout, so that only what the wheel installed is found.
 OUTSIDE = Path(tempfile.mkdtemp(prefix="copilot-repl-outside-"))
 

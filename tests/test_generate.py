@@ -60,7 +60,9 @@ def test_long_prompt_is_cropped_from_the_left(loaded):
 
 def test_odd_prompts_do_not_crash(loaded):
     for prompt in ["", "   ", "\x00\x1b[31m", "\ud800 lone surrogate", "日本語🐍"]:
-        complete(loaded, prompt, seed=2, max_tokens=5)
+        done = complete(loaded, prompt, seed=2, max_tokens=5)
+        assert done.reason and 0 < done.tokens <= 5 and done.streamed == done.text
+        done.text.encode("utf-8")  # no lone surrogate comes back
 
 
 def test_stop_strings_cut_the_output(loaded):
