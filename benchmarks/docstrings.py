@@ -72,4 +72,3 @@ def docstrings(model: str | None = None, max_tokens: int = 256, limit: int | Non
         "valid_python": round(valid / n, 3),
         "pass_at_1": round(passed / n, 3),
     }
-

@@ -142,7 +142,7 @@ def without_doctests(source: str) -> str:
             previous = max((j for j in range(start + 1, i) if j not in dropped), default=None)
             if not lines[i].strip() and previous is not None and not lines[previous].strip():
                 dropped.add(i)
-        if last == start and code_follows and lines[start].strip().lstrip("rRuU") in ('"""', "\'\'\'"):
+        if last == start and code_follows and lines[start].strip().lstrip("rRuU") in ('"""', "'''"):
             dropped.update(range(start, end + 1))  # nothing but examples: no docstring at all
     shaped = "".join(line for i, line in enumerate(lines) if i not in dropped)
     try:
