@@ -71,6 +71,13 @@ def resolve(model: str | None, paras: str | None = None) -> Path:
     )
 
 
+def target(ref: str, paras: str | None = None) -> Path:
+    """Where to write a model given as a path (it has a separator) or a NAME (under paras/): the rule
+    `resolve` reads by."""
+    path = Path(ref).expanduser()
+    return path if path.is_absolute() or os.sep in ref else paras_dir(paras) / ref
+
+
 def _recover(final: Path) -> None:
     """If a crash fell between the two renames of a save, put the previous checkpoint back."""
     old = final.with_name(f".{final.name}.old")
@@ -255,3 +262,19 @@ def load_optimizer_state(directory: Path) -> dict | None:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
         raise CheckpointError(f"{path} cannot be loaded safely: {e.__class__.__name__}") from None
+
+
+def save_copy(source: Path, target: Path, generation: dict) -> None:
+    """The model at `source` saved again at `target` (the same place is fine), with `generation` over
+    its generation defaults; its optimizer state and training index go along."""
+    loaded = load(source)
+    keep = {k: v for k, v in loaded.meta.items() if k not in ("format", "model", "tokenizer", "versions")}
+    index = loaded.directory / "index" / "tokens.npy"
+    save(
+        target,
+        loaded.model,
+        loaded.tokenizer,
+        {**keep, "generation": {**keep.get("generation", {}), **generation}},
+        load_optimizer_state(loaded.directory),
+        files={"index/tokens.npy": index.read_bytes()} if index.is_file() else None,
+    )

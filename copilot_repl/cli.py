@@ -13,20 +13,18 @@ import sys
 import time
 
 from copilot_repl import __version__
-from copilot_repl.errors import CopilotReplError, UsageError
+from copilot_repl.errors import CopilotReplError, UsageError, one_line
 from copilot_repl.settings import SETTINGS, parse_setting
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
 STARTED = time.perf_counter()  # as early as the console script gets: `train --time` budgets from here
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    from copilot_repl.commands.registry import Parser
+
+    p = Parser(
+        named=False,
         prog="copilot-repl",
         description="Train a small GPT on Python code and use it as a completer.",
         epilog="Commands (copilot-repl COMMAND --help): train, eval, serve, models, tokenizers, show. "
@@ -157,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except CopilotReplError as e:
         if debug:
             raise
-        print(f"copilot-repl: error: {e}", file=sys.stderr)
+        print(f"copilot-repl: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(e, UsageError) else EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -168,5 +166,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: one line, unless --debug
         if debug:
             raise
-        print(f"copilot-repl: internal error: {e.__class__.__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"copilot-repl: {one_line(e)}", file=sys.stderr)
         return EXIT_ERROR

@@ -23,3 +23,10 @@ class TokenizerError(CopilotReplError):
 
 class DeviceError(CopilotReplError):
     """The requested device is not available on this machine."""
+
+
+def one_line(error: Exception) -> str:
+    """How every face reports an error: what the user can fix, or one line naming an internal error."""
+    if isinstance(error, CopilotReplError):
+        return f"error: {error}"
+    return f"internal error: {error.__class__.__name__}: {error} (run with --debug for the traceback)"

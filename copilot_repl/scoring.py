@@ -112,3 +112,34 @@ def even_positions(n_tokens: int, limit: int | None) -> np.ndarray:
 
 def bits_per_byte(total_logprob_nats: float, n_bytes: float) -> float:
     return -total_logprob_nats / math.log(2) / max(n_bytes, 1)
+
+
+@dataclass
+class Score:
+    bits_per_byte: float  # the model alone
+    with_retrieval: float  # mixed with the training index (when the model has one) and the buffer cache
+    tokens: int
+    positions: int  # of them, how many were scored
+    retrieval: str  # what the mixture held
+
+
+def score_texts(engine, texts: list[str], sample: int | None = None) -> Score:
+    """Bits per byte of `texts`, each read from the start of a file (after end-of-text), by the
+    engine's model alone and mixed with what it may copy from; `sample` scores an even sample."""
+    from copilot_repl.data import encode_docs
+    from copilot_repl.retrieval import word_table
+
+    eot = engine.tokenizer.eot_id
+    tokens = np.concatenate([[eot], encode_docs(engine.tokenizer, texts, "int64")])
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    if len(tokens) < 2:
+        raise ValueError("nothing to score")
+    positions = even_positions(len(tokens), sample)
+    model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
+    index = engine.indexes[0] if engine.indexes else None
+    features = Features.compute(tokens, positions, index, eot, word_table(engine.tokenizer))
+    mixed_lp = mixed_logprobs(model_lp, features, engine.gate)
+    per_token = (len(tokens) - 1) / len(positions)  # a sample stands for every position
+    bpb, mixed = (bits_per_byte(lp.sum() * per_token, n_bytes) for lp in (model_lp, mixed_lp))
+    retrieval = "training index and buffer cache" if index is not None else "buffer cache only"
+    return Score(bpb, mixed, len(tokens) - 1, len(positions), retrieval)

@@ -103,3 +103,15 @@ def test_corrupt_or_unwritable_history_does_not_stop_the_repl(tmp_path, monkeypa
     history_path().unlink()
     history_path().mkdir()  # a folder where the file should be: neither readable nor writable
     assert submit("y = 2\r", history=True) == "y = 2"
+
+
+def test_ctrl_c_twice_within_the_window_exits_once_does_not():
+    from copilot_repl.repl.app import Interrupts
+
+    now = [100.0]
+    interrupts = Interrupts(window=1.0, clock=lambda: now[0])
+    assert not interrupts.again()  # the first says how to exit
+    now[0] += 0.4
+    assert interrupts.again()  # the second, at once, exits
+    now[0] += 5.0
+    assert not interrupts.again()  # much later: a first again

@@ -6,12 +6,22 @@ from copilot_repl.commands.registry import (
     COMMANDS,
     Command,
     Output,
+    Parser,
     Quit,
     SessionOutput,
     parse_command,
     run_command,
-    run_line,
     split_line,
 )
 
-__all__ = ["COMMANDS", "Command", "Output", "Quit", "SessionOutput", "parse_command", "run_command", "run_line", "split_line"]
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "Output",
+    "Parser",
+    "Quit",
+    "SessionOutput",
+    "parse_command",
+    "run_command",
+    "split_line",
+]

@@ -73,7 +73,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-@command("train", "train a model from scratch, save it under paras/NAME and make it active", _train_args, needs_model=False)
+@command(
+    "train",
+    "train a model from scratch, save it under paras/NAME and make it active",
+    _train_args,
+    needs_model=False,
+    replaces_model=True,
+)
 def train_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     from copilot_repl.distributed import world_from_env
     from copilot_repl.train import TrainConfig, train
@@ -112,11 +118,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 @command("eval", "bits per byte on files, or on the held-out split: the model alone, and mixed with retrieval", _eval_args)
 def eval_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    import numpy as np
-
     from copilot_repl import data
-    from copilot_repl.retrieval import word_table
-    from copilot_repl.scoring import Features, bits_per_byte, even_positions, mixed_logprobs, model_logprobs
+    from copilot_repl.scoring import score_texts
 
     if args.model:
         session.load(args.model)
@@ -130,28 +133,22 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
         texts, what = list(corpus.texts("val")), f"held-out split of {' '.join(spec)}"
         if corpus.fingerprint != opened.meta.get("corpus", {}).get("fingerprint"):
             out.info("note: the corpus has changed since training; the held-out split may differ")
-    eot = opened.tokenizer.eot_id
-    tokens = np.concatenate([[eot], data.encode_docs(opened.tokenizer, texts, "int64")])  # files start after end-of-text
+    try:
+        score = score_texts(engine, texts, args.sample)
+    except ValueError:
+        raise UsageError(f"nothing to score in {what}") from None
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    if len(tokens) < 2:
-        raise UsageError(f"nothing to score in {what}")
-    positions = even_positions(len(tokens), args.sample)
-    model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
-    index = engine.indexes[0] if engine.indexes else None
-    features = Features.compute(tokens, positions, index, eot, word_table(opened.tokenizer))
-    mixed_lp = mixed_logprobs(model_lp, features, engine.gate)
-    per_token = (len(tokens) - 1) / len(positions)  # a sample stands for every position
-    bpb, mixed = (bits_per_byte(lp.sum() * per_token, n_bytes) for lp in (model_lp, mixed_lp))
+    bpb, mixed = score.bits_per_byte, score.with_retrieval
     report = {
         "model": str(opened.directory),
         "data": what,
         "files": len(texts),
         "bytes": n_bytes,
-        "tokens": len(tokens) - 1,
-        "positions": len(positions),
+        "tokens": score.tokens,
+        "positions": score.positions,
         "bits_per_byte": round(bpb, 4),
         "bits_per_byte_with_retrieval": round(mixed, 4),
-        "retrieval": "training index and buffer cache" if index is not None else "buffer cache only",
+        "retrieval": score.retrieval,
     }
     if args.json or out.json_mode:
         out.result(json.dumps(report))

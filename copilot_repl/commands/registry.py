@@ -30,6 +30,9 @@ class Output(Protocol):
 class SessionOutput(Output, Protocol):
     """What the session's own commands (`repl_only`) also need: batch mode and the REPL provide it."""
 
+    shows_low_confidence: bool  # a completion below min_confidence is shown, marked (the REPL), not withheld
+
+    def prepare(self, kind: str, text: str, command: Command | None = None) -> None: ...  # before a "command", "fill", "prompt"
     def show(self, stream: Stream) -> None: ...  # render a completion as it streams
     def show_candidate(self, turn: Turn) -> None: ...  # render the candidate a turn now shows
     def next_input(self, text: str) -> None: ...  # pre-fill the next prompt (REPL only)
@@ -40,9 +43,16 @@ class Quit(Exception):
     """Raised by :quit; the REPL ends with exit code 0."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse would print usage and exit; we raise instead
-        raise UsageError(f"{self.prog}: {message}")
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError where it would print its usage and exit; a command's parser
+    names the command in the message (`named`), the program's own does not need to."""
+
+    def __init__(self, *args, named: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.named = named
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}" if self.named else message)
 
 
 @dataclass
@@ -54,9 +64,10 @@ class Command:
     repl_only: bool = False  # meaningless as a shell subcommand (:more, :edit, ...)
     shell_only: bool = False  # meaningless inside the REPL (serve)
     needs_model: bool = True  # the REPL waits for the background model load first
+    replaces_model: bool = False  # the REPL lets the background load finish first, so the two do not race
 
     def parser(self, prefix: str = ":") -> argparse.ArgumentParser:
-        parser = _Parser(prog=f"{prefix}{self.name}", description=self.summary, add_help=False, exit_on_error=False)
+        parser = Parser(prog=f"{prefix}{self.name}", description=self.summary, add_help=False, exit_on_error=False)
         self.add_arguments(parser)
         return parser
 
@@ -105,8 +116,3 @@ def split_line(line: str) -> list[str]:
     if not words:
         raise UsageError("empty command; :help lists them")
     return words
-
-
-def run_line(session: Session, line: str, out: Output) -> None:
-    words = split_line(line)
-    run_command(session, words[0], words[1:], out)

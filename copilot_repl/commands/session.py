@@ -87,7 +87,14 @@ def _path_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="a checkpoint directory, or NAME under paras/")
 
 
-@command("load", "load a checkpoint and the tokenizer saved beside it", _path_arg, repl_only=True, needs_model=False)
+@command(
+    "load",
+    "load a checkpoint and the tokenizer saved beside it",
+    _path_arg,
+    repl_only=True,
+    needs_model=False,
+    replaces_model=True,
+)
 def load_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     directory = session.load(args.path)
     out.info(f"loaded {directory} ({session.engine.runtime.num_params():,} parameters, {session.opened.tokenizer.name})")
@@ -101,27 +108,13 @@ def _save_args(p: argparse.ArgumentParser) -> None:
 def save_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     from copilot_repl import checkpoint
 
-    loaded = checkpoint.load(session.model().directory)
-    if args.path is None and loaded.directory.resolve() == checkpoint.shipped_default().resolve():
+    source = session.model().directory
+    if args.path is None and source.resolve() == checkpoint.shipped_default().resolve():
         raise UsageError(":save needs a PATH or NAME: the shipped default model is read-only")
     target = (
-        loaded.directory
-        if args.path is None
-        else Path(args.path)
-        if "/" in args.path
-        else checkpoint.paras_dir(session.paras) / args.path
+        source if args.path is None else Path(args.path) if "/" in args.path else checkpoint.paras_dir(session.paras) / args.path
     )
-    keep = {k: v for k, v in loaded.meta.items() if k not in ("format", "model", "tokenizer", "versions")}
-    generation = {**keep.get("generation", {}), **{k: getattr(session.sampling, k) for k in session.layers["set"]}}
-    index = loaded.directory / "index" / "tokens.npy"
-    checkpoint.save(
-        target,
-        loaded.model,
-        loaded.tokenizer,
-        {**keep, "generation": generation},
-        checkpoint.load_optimizer_state(loaded.directory),
-        files={"index/tokens.npy": index.read_bytes()} if index.is_file() else None,
-    )
+    checkpoint.save_copy(source, target, {k: getattr(session.sampling, k) for k in session.layers["set"]})
     out.info(f"saved {target}")
 
 

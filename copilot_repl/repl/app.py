@@ -3,6 +3,7 @@ background thread, and the first thing that needs it waits with a spinner."""
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -13,10 +14,10 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
 from copilot_repl import __version__
-from copilot_repl.commands import COMMANDS, Quit, run_command, split_line
-from copilot_repl.errors import CopilotReplError
-from copilot_repl.fim import FILL_MARKER
+from copilot_repl.commands import Quit
+from copilot_repl.errors import CopilotReplError, one_line
 from copilot_repl.repl.completer import ReplCompleter
+from copilot_repl.repl.dispatch import handle
 from copilot_repl.repl.history import make_history
 from copilot_repl.repl.keys import key_bindings
 from copilot_repl.repl.lexer import InputLexer
@@ -64,10 +65,19 @@ class ModelLoader:
 
 class ReplOutput:
     json_mode = False
+    shows_low_confidence = True  # the user pressed Enter for it: shown, and marked
 
-    def __init__(self, console):
-        self.console, self.pending_input = console, ""
+    def __init__(self, console, loader: ModelLoader):
+        self.console, self.loader, self.pending_input = console, loader, ""
         self.same_line = False  # the next completion continues the input line in place
+
+    def prepare(self, kind: str, text: str, command=None) -> None:
+        """Wait for the background load before anything needs the model, or replaces it (they must not race)."""
+        if kind != "command":
+            self.loader.wait(self.console)
+            self.same_line = kind == "prompt" and _cursor_to_end_of_input(text)
+        elif command is not None and (command.needs_model or command.replaces_model):
+            self.loader.wait(self.console, report=command.needs_model)
 
     def result(self, text: str) -> None:
         sys.stdout.write(text + "\n")
@@ -187,23 +197,34 @@ def build_prompt_session(session, history: bool = True, **io) -> PromptSession:
     )
 
 
+class Interrupts:
+    """Ctrl-C twice within `window` seconds exits; once only says how (the clock is injectable for tests)."""
+
+    def __init__(self, window: float = 1.0, clock=time.monotonic):
+        self.window, self.clock, self.last = window, clock, -math.inf
+
+    def again(self) -> bool:
+        now, last = self.clock(), self.last
+        self.last = now
+        return now - last < self.window
+
+
 def interactive(session, history: bool = True) -> int:
     from rich.console import Console
 
     console = Console()
-    out = ReplOutput(console)
+    loader = ModelLoader(session)
+    out = ReplOutput(console, loader)
     prompt_session = build_prompt_session(session, history)
     print(f"copilot-repl {__version__}: type Python to complete it; :help for commands, Ctrl-D to quit.")
-    loader = ModelLoader(session)
     prompt_session.bottom_toolbar = toolbar(session, loader)
-    last_interrupt = -10.0
+    interrupts = Interrupts()
     while True:
         try:
             text = prompt_session.prompt([("class:prompt", PROMPT)], default=out.pending_input)
         except KeyboardInterrupt:
-            if time.monotonic() - last_interrupt < 1.0:
+            if interrupts.again():
                 return 130
-            last_interrupt = time.monotonic()
             out.info("(Ctrl-D or :quit exits)")
             continue
         except EOFError:
@@ -212,35 +233,17 @@ def interactive(session, history: bool = True) -> int:
         if not text.strip():
             continue
         try:
-            if text.lstrip().startswith((":", "/")):
-                words = split_line(text)
-                command = COMMANDS.get(words[0])
-                if command is not None and (command.needs_model or command.name in ("load", "train")):
-                    loader.wait(console, report=command.needs_model)  # replacing the model must not race the loader
-                run_command(session, words[0], words[1:], out)
-            elif FILL_MARKER in text:
-                loader.wait(console)
-                prefix, _, suffix = text.partition(FILL_MARKER)
-                if not session.trained_for_infill():
-                    out.info("(this model was not trained with --fim-rate; expect a poor fill)")
-                out.show(session.submit(prefix, suffix))
-            else:
-                loader.wait(console)
-                out.same_line = _cursor_to_end_of_input(text)
-                out.show(session.submit(text, shown_anyway=True))
+            handle(session, text, out)
         except Quit:
             return 0
         except KeyboardInterrupt:
-            if time.monotonic() - last_interrupt < 1.0:
+            if interrupts.again():
                 return 130
-            last_interrupt = time.monotonic()
             out.info("(interrupted; Ctrl-C again at once to exit)")
-        except CopilotReplError as e:
-            out.error(f"error: {e}")
         except Exception as e:
-            if session.debug:
+            if session.debug and not isinstance(e, CopilotReplError):
                 raise
-            out.error(f"internal error: {e.__class__.__name__}: {e} (start with --debug for the traceback)")
+            out.error(one_line(e))
 
 
 def _paras_names(session):

@@ -12,14 +12,19 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from copilot_repl.commands import Quit, run_line
-from copilot_repl.errors import CopilotReplError, UsageError
-from copilot_repl.fim import FILL_MARKER
+from copilot_repl.commands import Quit
+from copilot_repl.errors import CopilotReplError, UsageError, one_line
+from copilot_repl.repl.dispatch import handle
 
 
 class BatchOutput:
     """Plain text (or one JSON record per completion) on stdout, for `--once` and batch mode alike;
     notices, and on a terminal the statistics line, on stderr."""
+
+    shows_low_confidence = False
+
+    def prepare(self, kind: str, text: str, command=None) -> None:
+        pass
 
     def __init__(self, session, out: TextIO = sys.stdout, err: TextIO = sys.stderr, json_mode: bool = False):
         self.session, self.out, self.err, self.json_mode = session, out, err, json_mode
@@ -85,23 +90,14 @@ def batch(session, stdin: TextIO, json_mode: bool = False) -> int:
         if not line.strip():
             continue
         try:
-            if line.lstrip().startswith((":", "/")):
-                run_line(session, line, out)
-            elif FILL_MARKER in line:
-                prefix, _, suffix = line.partition(FILL_MARKER)
-                out.show(session.submit(prefix, suffix))
-            else:
-                out.show(session.submit(line))
+            handle(session, line, out)
         except Quit:
             break
-        except CopilotReplError as e:
-            print(f"copilot-repl: error: {e}", file=sys.stderr, flush=True)
-            failed = True
         except BrokenPipeError:  # the reader went away (| head): not this line's fault, and nothing to go on for
             raise
         except Exception as e:
-            if session.debug:
+            if session.debug and not isinstance(e, CopilotReplError):
                 raise
-            print(f"copilot-repl: internal error: {e.__class__.__name__}: {e} (line {line[:40]!r})", file=sys.stderr, flush=True)
+            print(f"copilot-repl: {one_line(e)}", file=sys.stderr, flush=True)
             failed = True
     return 1 if failed else 0
