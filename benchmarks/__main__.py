@@ -14,7 +14,18 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks import completion, data_speed, docstrings, everyday, keystrokes, memory, quality, startup, throughput
+from benchmarks import (
+    completion,
+    data_speed,
+    docstrings,
+    everyday,
+    keystrokes,
+    memory,
+    quality,
+    startup,
+    suggest_latency,
+    throughput,
+)
 
 
 def suites(quick: bool) -> dict:
@@ -33,6 +44,7 @@ def suites(quick: bool) -> dict:
         "keystrokes": lambda: keystrokes.keystrokes(chars=1500 if quick else None),
         "everyday": lambda: everyday.everyday(samples=5),
         "docstrings": lambda: docstrings.docstrings(limit=40 if quick else None),
+        "suggest": lambda: suggest_latency.latency(100 if quick else 300),
     }
 
 

@@ -278,7 +278,8 @@ class Stream:
         source = req.context + req.prompt
         valid = closed(source + text) if must_close else syntax_ok(source + text + (req.suffix or ""))
         if not valid and must_close and reason != "interrupted":
-            kept = valid_prefix(source, text, shown)
+            one_line = "\n" in req.sampling.stop or req.sampling.stop_mode == "line"  # a suggestion: any valid start helps
+            kept = valid_prefix(source, text, shown, tuple(end for end, _ in stat.steps) if one_line else ())
             if kept is not None and kept.strip():
                 text, valid = kept, True
                 reason = "stop" if reason in ("max tokens", "repetition") else reason

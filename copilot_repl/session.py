@@ -8,6 +8,7 @@ can say where every value came from and `:unset` falls back to the layer below.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ def read_config(path: Path) -> tuple[dict[str, Any], list[str]]:
         except UsageError as e:
             warnings.append(f"config file {path}: {e}")
     return values, warnings
+
+
+SUGGESTION_TOKENS = 32  # a suggestion while typing is one line: this bounds its cost
 
 
 @dataclass
@@ -96,6 +100,7 @@ class Session:
     file_context: str = ""  # --context FILE
     index_paths: list[str] = field(default_factory=list)  # --index / :index: the user's own code
     command_started: float | None = None  # for a shell subcommand: when the process started (--time counts from it)
+    busy: threading.Lock = field(default_factory=threading.Lock)  # the model runs one completion at a time
 
     @property
     def sampling(self) -> Sampling:
@@ -195,6 +200,23 @@ class Session:
         a completion below min_confidence is not withheld but marked (the REPL's Enter: the user asked)."""
         done = lambda result: self.turns.append(Turn(prompt, suffix, result))  # noqa: E731
         return self._start(prompt, suffix, self.context(), done, self.copyable(), shown_anyway)
+
+    def suggestion(self, text: str):
+        """What the REPL shows dim while `text` is typed: one line, greedy, after the session's code, and
+        nothing below the confidence threshold (min_confidence, else serve's default). Not a turn."""
+        from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
+        from copilot_repl.generate import Request
+
+        base = self.sampling
+        sampling = replace(
+            base,
+            temperature=0.0,
+            max_tokens=SUGGESTION_TOKENS,
+            stop=["\n"],
+            n=1,
+            min_confidence=base.min_confidence or SERVE_MIN_CONFIDENCE,
+        )
+        return self.engine.complete(Request(text, None, self.context(), sampling, self.copyable()))
 
     def regen(self):
         """The last prompt again, in the same context (a new sample unless the seed is fixed)."""

@@ -27,6 +27,7 @@ class Sampling:
     stop_mode: str = "block"
     n: int = 1  # best-of-n: candidates sampled in one batch
     min_confidence: float = 0.0  # withhold a completion less likely than this to be taken (0 shows all)
+    suggest: str = "on"  # the REPL's dim suggestion while typing
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,12 @@ SETTINGS = {
             "min_confidence",
             _number(float, 0.0, 1.0),
             "withhold completions less likely than this to be taken (0-1); the REPL shows them marked",
+        ),
+        Setting(
+            "suggest",
+            _choice(("on", "off")),
+            "the REPL's dim one-line suggestion while you type (Tab or Right takes it)",
+            ("on", "off"),
         ),
     )
 }

@@ -8,16 +8,21 @@ import warnings
 from copilot_repl.cursor import indent_of, opens_block
 
 
-def valid_prefix(source: str, text: str, keep: int = 0) -> str | None:
-    """The longest part of `text`, ending at a line's end and at least `keep` long, after which
-    `source` ends closed (see `closed`); None if there is none."""
+def valid_prefix(source: str, text: str, keep: int = 0, token_ends: tuple[int, ...] = ()) -> str | None:
+    """The longest part of `text`, at least `keep` long, after which `source` ends closed (see
+    `closed`): cut at a line's end, or, when no line's end will do, at the end of a token of the first
+    line (`token_ends`: `ksum_of_payload(data):` keeps `ksum_of_payload(data)`); None if there is none."""
     end = len(text)
     while end >= keep:
         if closed(source + text[:end]):
             return text[:end]
         end = text.rfind("\n", 0, end)
         if end < 0:
-            return None
+            break
+    first_line = text.find("\n") % (len(text) + 1)
+    for end in sorted((e for e in set(token_ends) if keep <= e < first_line), reverse=True):
+        if closed(source + text[:end]):
+            return text[:end]
     return None
 
 

@@ -196,3 +196,18 @@ def test_two_repls_share_one_history_file(tiny_model, tmp_path):
     entries = list(FileHistory(str(tmp_path / "state" / "copilot-repl" / "history")).load_history_strings())
     expected = sorted(f":set seed {n + 1}{i}" for n in range(2) for i in range(5))
     assert sorted(e for e in entries if e.startswith(":set")) == expected
+
+
+def test_a_suggestion_shows_while_typing_and_right_takes_it(tmp_path):
+    """The shipped model, under a real terminal: a name from the session's earlier code is suggested
+    before Enter, dim after the cursor, and the Right arrow takes it into the line."""
+    child = spawn_repl("--no-history", env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(40, 160))
+    child.expect(">>> ")
+    complete(child, "def compute_checksum_of_payload(data):\x1b\rreturn sum(data) % 256")
+    child.send("result = compute_chec")
+    child.expect("ksum_of")  # drawn after the cursor, with no key pressed
+    child.send("\x1b[C\r")  # Right takes it; Enter submits the line
+    child.expect(STATS)
+    child.expect(">>> ")
+    command(child, ":context", "result = compute_checksum_of")  # the line as taken is the session's code
+    child.terminate(force=True)

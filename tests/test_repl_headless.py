@@ -115,3 +115,53 @@ def test_ctrl_c_twice_within_the_window_exits_once_does_not():
     assert interrupts.again()  # the second, at once, exits
     now[0] += 5.0
     assert not interrupts.again()  # much later: a first again
+
+
+def type_then_take(session: Session, typed: str, key: str) -> tuple[str, str]:
+    """Type `typed`, wait for the suggestion to be drawn, press `key` and Enter: (the input, the suggestion)."""
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        prompt = build_prompt_session(session, history=False)
+        shown: list[str] = []
+        fallback = threading.Timer(60, pipe.send_text, ["\r"])  # no suggestion at all: the assertion fails
+
+        def take(buffer) -> None:
+            if buffer.suggestion is not None and not shown:
+                shown.append(buffer.suggestion.text)
+                fallback.cancel()
+                pipe.send_text(key + "\r")
+
+        prompt.default_buffer.on_suggestion_set += take
+        fallback.start()
+        pipe.send_text(typed)
+        return prompt.prompt(">>> "), (shown or [""])[0]
+
+
+@pytest.mark.parametrize("key", ["\t", "\x1b[C"])  # Tab, Right
+def test_a_suggestion_appears_while_typing_and_a_key_takes_it(key):
+    """The shipped model, a name defined earlier in the session's code: the suggestion finishes it."""
+    session = Session()
+    session.model()
+    session.file_context = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
+    entered, suggested = type_then_take(session, "result = compute_chec", key)
+    assert len(suggested) >= 4 and "ksum_of_payload(data)".startswith(suggested)  # right as far as it goes
+    assert entered == "result = compute_chec" + suggested
+
+
+def test_no_suggestion_when_turned_off_or_below_the_threshold():
+    session = Session()
+    session.model()
+    session.file_context = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
+    from prompt_toolkit.buffer import Buffer
+    from prompt_toolkit.document import Document
+
+    from copilot_repl.repl.suggest import ModelSuggest
+
+    buffer = Buffer()
+    buffer.document = Document("result = compute_chec")
+    suggest = ModelSuggest(session, pause=0)
+    assert suggest.get_suggestion(buffer, buffer.document) is not None
+    session.set("suggest", "off")
+    assert suggest.get_suggestion(buffer, buffer.document) is None
+    session.set("suggest", "on")
+    session.set("min_confidence", "1")
+    assert suggest.get_suggestion(buffer, buffer.document) is None

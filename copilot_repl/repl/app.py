@@ -9,7 +9,7 @@ import threading
 import time
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.auto_suggest import ThreadedAutoSuggest
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
@@ -22,6 +22,7 @@ from copilot_repl.repl.history import make_history
 from copilot_repl.repl.keys import key_bindings
 from copilot_repl.repl.lexer import InputLexer
 from copilot_repl.repl.render import DIM, RESET, StreamPrinter, stats_line, typeahead_kept
+from copilot_repl.repl.suggest import ModelSuggest
 from copilot_repl.wording import plural
 
 PROMPT, CONTINUATION = ">>> ", "... "
@@ -186,7 +187,7 @@ def build_prompt_session(session, history: bool = True, **io) -> PromptSession:
         lexer=InputLexer(),
         completer=ReplCompleter(_paras_names(session)),
         history=make_history(history),
-        auto_suggest=AutoSuggestFromHistory(),
+        auto_suggest=ThreadedAutoSuggest(ModelSuggest(session)),
         key_bindings=key_bindings(),
         multiline=True,
         style=STYLE,
@@ -233,7 +234,8 @@ def interactive(session, history: bool = True) -> int:
         if not text.strip():
             continue
         try:
-            handle(session, text, out)
+            with session.busy:  # a suggestion still running finishes first (a fraction of a second)
+                handle(session, text, out)
         except Quit:
             return 0
         except KeyboardInterrupt:

@@ -1,8 +1,11 @@
-"""Key bindings: Enter submits, Esc-Enter / Ctrl-J add a line, Ctrl-C clears or interrupts."""
+"""Key bindings: Enter submits, Esc-Enter / Ctrl-J add a line, Ctrl-C clears or interrupts; Tab, Right or
+Ctrl-E take a suggestion, Ctrl-Right or Alt-F a word of it, Esc dismisses it."""
 
 from __future__ import annotations
 
-from prompt_toolkit.filters import is_searching
+import re
+
+from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.key_binding import KeyBindings
 
 from copilot_repl.fim import FILL_MARKER
@@ -41,6 +44,27 @@ def key_bindings() -> KeyBindings:
     @kb.add("escape", "n", filter=typing)  # Alt-N: the next best-of-n candidate
     def _(event):
         event.app.exit(result=":next")
+
+    @Condition
+    def suggested() -> bool:
+        from prompt_toolkit.application import get_app
+
+        buffer = get_app().current_buffer
+        return buffer.suggestion is not None and bool(buffer.suggestion.text) and buffer.document.is_cursor_at_the_end
+
+    @kb.add("tab", filter=typing & suggested)  # Right and Ctrl-E take it too (prompt_toolkit's own keys)
+    def _(event):
+        event.current_buffer.insert_text(event.current_buffer.suggestion.text)
+
+    @kb.add("c-right", filter=typing & suggested)  # a word of it, as Alt-F does
+    def _(event):
+        buffer = event.current_buffer
+        words = re.findall(r"\W*\w+|\W+", buffer.suggestion.text)
+        buffer.insert_text(words[0])
+
+    @kb.add("escape", filter=typing & suggested)
+    def _(event):
+        event.current_buffer.suggestion = None
 
     @kb.add("c-c", filter=typing)
     def _(event):
