@@ -151,7 +151,7 @@ def server_suggester(session) -> Suggest:
     """Suggestions as `serve` answers an editor: the same request parsing, the same runner. Nothing is
     withheld here (min_confidence 0), so that one pass serves every threshold: `simulate` applies it,
     and a position's suggestion is asked once (the answer is the same whatever the threshold)."""
-    from copilot_repl.server import parse_completion_request
+    from copilot_repl.protocols import parse_completion_request
 
     session.model()
     base = session.sampling

@@ -48,6 +48,8 @@ class Request:
     context: str = ""  # code before the prompt: the session so far, or a file an editor sends
     sampling: Sampling = field(default_factory=Sampling)
     copyable: str | None = None  # of the context, what the buffer cache may copy from (None: all of it)
+    max_seconds: float | None = None  # stop writing after this long (an editor's budget per suggestion)
+    superseded: Callable[[], bool] | None = None  # asked at each token: a newer request has come, stop
 
 
 @dataclass
@@ -178,6 +180,9 @@ class Stream:
                     if safe > shown:
                         yield first.text[shown:safe]
                         shown = safe
+                halt = self._halt(start)
+                for row in rows if halt else ():
+                    row.reason = row.reason or halt
                 if all(row.reason for row in rows):
                     break
                 if runtime.length >= runtime.block_size:  # the window is full: re-read its last half
@@ -190,6 +195,15 @@ class Stream:
         text = self.result.text
         if len(text) > shown:
             yield text[shown:]
+
+    def _halt(self, start: float) -> str:
+        """Why every row must stop now, from outside the text: a newer request, or the time is up."""
+        req = self.request
+        if req.superseded is not None and req.superseded():
+            return "superseded"
+        if req.max_seconds is not None and time.perf_counter() - start >= req.max_seconds:
+            return "time limit"
+        return ""
 
     def _next_logp(self, logits: np.ndarray, rows: list[Row], first: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One step's log-probabilities to sample from for each row, the model's own, and the weight the

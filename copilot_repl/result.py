@@ -97,6 +97,7 @@ class Result:
             "end of text": "the model ended the file here",
             "end of middle": "the model found nothing to fill in",
             "interrupted": "interrupted before the first token",
+            "superseded": "a newer request came first",
         }.get(best.stop_reason, "the model ended the statement or block here")
 
     @property

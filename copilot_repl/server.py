@@ -13,79 +13,30 @@ whole files) and the response says how many tokens were cut.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from copilot_repl.errors import UsageError
 from copilot_repl.generate import Request
-from copilot_repl.result import Result
-from copilot_repl.settings import MAX_TOKENS_LIMIT, SETTINGS, Sampling
+from copilot_repl.protocols import (
+    BadRequest,
+    infill_body,
+    is_tabby,
+    parse_completion_request,
+    parse_infill,
+    parse_tabby,
+    tabby_body,
+    tabby_health,
+)
+from copilot_repl.result import Candidate, Result
 
 MAX_BODY = 1 << 20  # bytes
-MAX_STOPS = 4
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status, self.param, self.code = status, param, code
-
-
-def _typed(body: dict, name: str, kinds: tuple[type, ...], default: Any = None) -> Any:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise BadRequest(400, f"'{name}' must be {names}, got {type(value).__name__}", name)
-    return value
-
-
-def parse_completion_request(body: Any, base: Sampling, model_id: str) -> tuple[Request, bool]:
-    """The runner's request from an OpenAI completions body, and whether to stream; BadRequest otherwise."""
-    if not isinstance(body, dict):
-        raise BadRequest(400, "the request body must be a JSON object")
-    model = _typed(body, "model", (str,))
-    if model is not None and model != model_id:
-        raise BadRequest(404, f"the model '{model}' does not exist; GET /v1/models lists it", "model", "model_not_found")
-    prompt = body.get("prompt", "")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise BadRequest(400, "'prompt' must be a string (or a list of one string)", "prompt")
-    suffix = _typed(body, "suffix", (str,))
-    stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else stop or []
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops) or len(stops) > MAX_STOPS:
-        raise BadRequest(400, f"'stop' must be a string or a list of at most {MAX_STOPS} strings", "stop")
-    values: dict[str, Any] = {"stop": stops} if stops else {}
-    for name, kinds in (
-        ("max_tokens", (int,)),
-        ("temperature", (int, float)),
-        ("top_p", (int, float)),
-        ("n", (int,)),
-        ("seed", (int,)),
-        ("top_k", (int,)),
-        ("min_p", (int, float)),
-        ("repeat_penalty", (int, float)),
-        ("min_confidence", (int, float)),
-    ):
-        value = _typed(body, name, kinds)
-        if value is not None:
-            try:
-                values[name] = SETTINGS[name].parse(str(value))
-            except UsageError as e:
-                raise BadRequest(400, f"'{name}': {e}", name) from None
-    if values.get("max_tokens", base.max_tokens) > MAX_TOKENS_LIMIT:
-        raise BadRequest(400, f"'max_tokens' is at most {MAX_TOKENS_LIMIT}", "max_tokens")
-    stream = _typed(body, "stream", (bool,), False)
-    sampling = Sampling(**{**base.__dict__, **values})
-    return Request(prompt, suffix, "", sampling), stream
 
 
 def _finish_reason(stop_reason: str) -> str:
@@ -100,6 +51,8 @@ class CompletionServer(ThreadingHTTPServer):
         self.session, self.model_id, self.log = session, model_id, log
         self.lock = threading.Lock()  # one model: requests take turns
         self.created = int(time.time())
+        self.latest: dict[tuple, int] = {}  # per editor: the newest request's number; older ones give way
+        self.numbers = itertools.count(1)
 
     def body(self, result: Result, request_id: str) -> dict:
         choices = [
@@ -168,22 +121,65 @@ class Handler(BaseHTTPRequestHandler):
         self._json(e.status, {"error": {"message": str(e), "type": kind, "param": e.param, "code": e.code}})
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/health":
+        route = self.path.rstrip("/")
+        if route == "/health":
             self._json(200, {"status": "ok", "model": self.server.model_id})
-        elif self.path.rstrip("/") == "/v1/models":
+        elif route == "/v1/health":  # Tabby's: tabby-agent calls a server ready once it answers
+            self._json(200, tabby_health(self.server.model_id, self.server.session.device))
+        elif route == "/v1/models":
             model = {"id": self.server.model_id, "object": "model", "created": self.server.created, "owned_by": "copilot-repl"}
             self._json(200, {"object": "list", "data": [model]})
         else:
             self._error(BadRequest(404, f"no route GET {self.path}"))
 
     def do_POST(self) -> None:
+        route = self.path.split("?")[0].rstrip("/")
         try:
-            if self.path.rstrip("/") != "/v1/completions":
+            if route == "/v1/health":  # older tabby-agents ask with POST
+                self._json(200, tabby_health(self.server.model_id, self.server.session.device))
+            elif route == "/v1/events":  # Tabby's telemetry of shown and accepted suggestions: heard, not kept
+                self._read_json()
+                self._json(200, {})
+            elif route == "/infill":
+                body = self._read_json()
+                request = parse_infill(body, self.server.session.sampling)
+                result = self._complete(self._editor(request, "infill")) if request is not None else None
+                self._json(200, infill_body(result, body.get("response_fields")))
+            elif route == "/v1/completions":
+                body = self._read_json()
+                if is_tabby(body):
+                    request = self._editor(parse_tabby(body, self.server.session.sampling), "tabby")
+                    self._json(200, tabby_body(self._complete(request), f"cmpl-{uuid.uuid4().hex[:24]}"))
+                else:
+                    self._openai(*parse_completion_request(body, self.server.session.sampling, self.server.model_id))
+            else:
                 raise BadRequest(404, f"no route POST {self.path}; completions are POST /v1/completions")
-            request, stream = parse_completion_request(self._read_json(), self.server.session.sampling, self.server.model_id)
         except BadRequest as e:
             self._error(e)
-            return
+
+    def _editor(self, request: Request, protocol: str) -> Request:
+        """An editor's request, numbered: a newer one from the same editor (address, client, protocol)
+        supersedes it, so a burst of keystrokes leaves no queue of stale work."""
+        key = (self.client_address[0], self.headers.get("User-Agent", ""), protocol)
+        number = self.server.latest[key] = next(self.server.numbers)
+        return replace(request, superseded=lambda: self.server.latest.get(key) != number)
+
+    def _complete(self, request: Request) -> Result:
+        with self.server.lock:
+            if request.superseded is not None and request.superseded():
+                self.served = ", superseded before it started"
+                return Result(0, 0, 0, 0, 0.0, [Candidate("", 0, 0.0, True, "superseded")])
+            result = self.server.session.engine.complete(request).finish()
+        self._note(result)
+        return result
+
+    def _note(self, result: Result) -> None:
+        top = result.candidates[0]
+        self.served = f", {completion_tokens(result)} tokens, {top.stop_reason}, confidence {top.confidence:.2f}"
+        if top.stop_reason == "superseded":
+            top.text = ""  # nobody waits for it any more
+
+    def _openai(self, request: Request, stream: bool) -> None:
         request_id = f"cmpl-{uuid.uuid4().hex[:24]}"
         with self.server.lock:
             completion = self.server.session.engine.complete(request)
@@ -191,10 +187,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._stream(completion, request_id)
             else:
                 self._json(200, self.server.body(completion.finish(), request_id))
-            result = completion.result
-            if result is not None:
-                top = result.candidates[0]
-                self.served = f", {completion_tokens(result)} tokens, {top.stop_reason}, confidence {top.confidence:.2f}"
+            if completion.result is not None:
+                self._note(completion.result)
 
     def _read_json(self) -> Any:
         try:

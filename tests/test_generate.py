@@ -257,3 +257,13 @@ def test_more_continues_the_last_turn_without_changing_its_published_result(tiny
     assert (first.text, first.tokens, first.stop_reason) == published  # what listeners were told stays true
     assert turn.text == first.text + more.text and turn.result.tokens == first.tokens + more.tokens
     assert turn.result.stop_reason == more.stop_reason
+
+
+def test_a_newer_request_or_the_time_limit_stops_a_completion(loaded):
+    asked = []
+    superseded = lambda: asked.append(1) or len(asked) > 3  # noqa: E731  a newer request after 3 tokens
+    sampling = Sampling(max_tokens=200, stop_mode="none", seed=1)
+    done = loaded.complete(Request("def f(x):", sampling=sampling, superseded=superseded)).finish()
+    assert done.stop_reason == "superseded" and done.tokens == 4
+    done = loaded.complete(Request("def f(x):", sampling=sampling, max_seconds=0.0)).finish()
+    assert done.stop_reason == "time limit" and done.tokens == 1

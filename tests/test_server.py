@@ -88,6 +88,8 @@ def raw(url: str, body: bytes, path: str = "/v1/completions") -> tuple[int, dict
         (b'{"prompt": "x", "stream": "yes"}', 400, "stream"),
         (b'{"prompt": "x", "stop": [1]}', 400, "stop"),
         (b'{"prompt": "x", "model": "no-such-model"}', 404, "model"),
+        (b'{"language": "python"}', 400, "prompt"),  # neither OpenAI's prompt nor Tabby's segments
+        (b'{"language": "python", "segments": {"suffix": ""}}', 400, "segments"),
         (b"x" * (2 << 20), 413, None),
     ],
 )
@@ -114,3 +116,73 @@ def test_sigterm_stops_the_server_cleanly(tiny_model):
     assert "serving" in proc.stderr.readline()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0 and "Traceback" not in proc.stderr.read()
+
+
+CONTEXT = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
+EXPECTED = "ksum_of_payload(data)"  # what the shipped model suggests after `result = compute_chec`, or a start of it
+# tabby-agent 1.5.0's body, as its createSegments and provideCompletions build it (clients/tabby-agent)
+TABBY = {
+    "language": "python",
+    "segments": {
+        "prefix": CONTEXT + "result = compute_chec",
+        "suffix": "\n",
+        "filepath": "app.py",
+        "git_url": "https://github.com/example/app",
+        "declarations": [{"filepath": "util.py", "body": "def helper():\n    return 1\n"}],
+        "relevant_snippets_from_changed_files": [{"filepath": "b.py", "body": "x = 1", "score": 0.5}],
+    },
+    "user": "someone",
+}
+# llama.vim's body (autoload/llama.vim, llama#fim): the lines above, the line to the cursor, the rest
+LLAMA_VIM = {
+    "input_prefix": CONTEXT,
+    "input_suffix": "\n\n",
+    "input_extra": [{"text": "import os\n", "time": 0, "filename": "other.py"}],
+    "prompt": "result = compute_chec",
+    "n_predict": 128,
+    "n_indent": 0,
+    "top_k": 40,
+    "top_p": 0.99,
+    "stream": False,
+    "samplers": ["top_k", "top_p", "infill"],
+    "cache_prompt": True,
+    "t_max_prompt_ms": 500,
+    "t_max_predict_ms": 1000,
+    "response_fields": ["content", "timings/prompt_n", "timings/predicted_ms", "truncated", "tokens_cached"],
+}
+
+
+@pytest.fixture(scope="module")
+def shipped_server():
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0"], stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
+    match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", proc.stderr.readline())
+    assert match
+    yield match.group(1)
+    proc.kill()
+
+
+def test_tabby_agents_health_check_completion_and_events(shipped_server):
+    with urllib.request.urlopen(shipped_server + "/v1/health", timeout=30) as response:
+        health = json.loads(response.read())
+    assert health["model"] == "default" and health["device"] == "cpu"  # what tabby-agent needs to call it ready
+    status, answer = raw(shipped_server, json.dumps(TABBY).encode())
+    text = answer["choices"][0]["text"]
+    assert status == 200 and answer["id"] and len(text) >= 4 and EXPECTED.startswith(text)
+    assert raw(shipped_server, b'{"type": "view", "completion_id": "x", "choice_index": 0}', "/v1/events")[0] == 200
+
+
+def test_llama_vims_infill_request(shipped_server):
+    status, answer = raw(shipped_server, json.dumps(LLAMA_VIM).encode(), "/infill")
+    assert status == 200 and set(answer) == set(LLAMA_VIM["response_fields"])
+    assert len(answer["content"]) >= 4 and EXPECTED.startswith(answer["content"])
+    warm = {**LLAMA_VIM, "n_predict": 0}  # llama.vim sends context ahead this way: nothing to write
+    status, answer = raw(shipped_server, json.dumps(warm).encode(), "/infill")
+    assert status == 200 and answer["content"] == ""
+
+
+def test_a_fill_prompt_rendered_by_the_plugin_continue_style(shipped_server):
+    api = client(shipped_server)
+    prompt = f"<fim_prefix>{CONTEXT}result = compute_chec<fim_suffix>\n<fim_middle>"
+    pieces = api.completions.create(model="default", prompt=prompt, max_tokens=64, temperature=0, stream=True)
+    text = "".join(piece.choices[0].text for piece in pieces)
+    assert len(text) >= 4 and EXPECTED.startswith(text)
