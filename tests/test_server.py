@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
+import shutil
 import signal
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import openai
 import pytest
 
-from conftest import CLI, OUTSIDE
+from conftest import CHECKOUT, CLI, OUTSIDE
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +191,61 @@ def test_a_fill_prompt_rendered_by_the_plugin_continue_style(shipped_server):
     pieces = api.completions.create(model="default", prompt=prompt, max_tokens=64, temperature=0, stream=True)
     text = "".join(piece.choices[0].text for piece in pieces)
     assert len(text) >= 4 and EXPECTED.startswith(text)
+
+
+TABBY_AGENT = Path(os.environ.get("COPILOT_REPL_TABBY_AGENT", CHECKOUT / ".ci/node/node_modules/tabby-agent/dist/cli.js"))
+
+
+class LspClient:
+    """An editor's side of the Language Server Protocol over a process's stdio: framed JSON-RPC."""
+
+    def __init__(self, args: list[str], env: dict):
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.inbox: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            headers = {}
+            while (line := self.proc.stdout.readline().decode().strip()) or not headers:
+                if not line and self.proc.poll() is not None:
+                    return
+                if line:
+                    name, _, value = line.partition(":")
+                    headers[name.lower()] = value.strip()
+            self.inbox.put(json.loads(self.proc.stdout.read(int(headers["content-length"]))))
+
+    def notify(self, method: str, params: dict, **number) -> None:
+        data = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, **number}).encode()
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(data) + data)
+        self.proc.stdin.flush()
+
+    def request(self, number: int, method: str, params: dict) -> dict:
+        self.notify(method, params, id=number)
+        while (message := self.inbox.get(timeout=60)).get("id") != number:
+            pass  # the server's own notifications and requests (logs, status)
+        return message["result"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed: tabby-agent runs on it")
+@pytest.mark.skipif(not TABBY_AGENT.is_file(), reason=f"no tabby-agent at {TABBY_AGENT} (.ci/run installs it with npm)")
+def test_tabby_agent_over_lsp_suggests_what_continues_the_open_document(shipped_server, tmp_path):
+    """tabby-agent from the npm registry, the agent Tabby's VS Code, IntelliJ and Vim plugins run, driven
+    over LSP as an editor drives it, with our server as its Tabby endpoint."""
+    config = tmp_path / ".tabby-client" / "agent" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[server]\nendpoint = "{shipped_server}"\n\n[anonymousUsageTracking]\ndisable = true\n')
+    agent = LspClient(["node", str(TABBY_AGENT), "--lsp", "--stdio"], {**os.environ, "HOME": str(tmp_path)})
+    try:
+        agent.request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}, "clientInfo": {"name": "test"}})
+        agent.notify("initialized", {})
+        uri = (tmp_path / "app.py").as_uri()
+        text = CONTEXT + "result = compute_chec\n"
+        agent.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}})
+        position = {"line": 3, "character": len("result = compute_chec")}
+        items = agent.request(2, "textDocument/completion", {"textDocument": {"uri": uri}, "position": position})["items"]
+        inserted = items[0]["textEdit"]["newText"]  # the word under the cursor and what follows it
+        assert inserted.startswith("compute_chec") and EXPECTED.startswith(inserted[len("compute_chec") :])
+        assert len(inserted) >= len("compute_chec") + 4
+    finally:
+        agent.proc.kill()
