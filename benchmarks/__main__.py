@@ -18,6 +18,7 @@ from benchmarks import (
     completion,
     data_speed,
     docstrings,
+    editor_latency,
     everyday,
     keystrokes,
     memory,
@@ -45,6 +46,7 @@ def suites(quick: bool) -> dict:
         "everyday": lambda: everyday.everyday(samples=5),
         "docstrings": lambda: docstrings.docstrings(limit=40 if quick else None),
         "suggest": lambda: suggest_latency.latency(100 if quick else 300),
+        "editor": lambda: editor_latency.latency(15 if quick else 40),
     }
 
 
