@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -27,6 +27,8 @@ from copilot_repl.stops import StopRules
 from copilot_repl.syntax import closed, syntax_ok, valid_prefix
 from copilot_repl.tokenizer import EOT, Tokenizer
 from copilot_repl.window import Window, heal, read_window
+
+RESAMPLE_ROWS = 4  # a sampled completion with nothing valid in it is tried again this many times at once
 
 
 class Runtime(Protocol):
@@ -243,6 +245,14 @@ class Stream:
         candidates = self._judge([row.final() for row in rows], reasons, [row.stats for row in rows], shown)
         if shown and len(candidates[0].text) < shown:
             candidates[0].text = rows[0].text[:shown]  # streamed is shown: it stays
+        s = self.request.sampling
+        if finished and not shown and s.n == 1 and s.temperature > 0 and candidates[0].stop_reason == "no valid candidate":
+            began = time.perf_counter()  # a sample that went wrong: a few more, in one batch, before saying nothing
+            again = Stream(self.engine, replace(self.request, sampling=replace(s, n=RESAMPLE_ROWS, seed=self.seed + 1)))
+            retried = again.finish()
+            seconds += time.perf_counter() - began
+            if retried.candidates[0].text.strip():
+                candidates = retried.candidates[:1]
         result = Result(window.prompt_tokens, window.context_tokens, window.cropped, self.seed, seconds, candidates)
         for listener in self.listeners:
             listener(result)
