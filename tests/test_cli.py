@@ -28,9 +28,12 @@ def test_once_reads_stdin_and_writes_json(tiny_model):
 
 
 def test_default_model_is_used_without_model_flag(tmp_path):
-    r = run_cli("--once", "def fib(n):", "--temperature", "0", "--max-tokens", "16", env={"COPILOT_REPL_PARAS": str(tmp_path)})
+    from copilot_repl import checkpoint
+
+    r = run_cli("--once", "def fib(n):", "--max-tokens", "16", "--seed", "1", "--json", env={"COPILOT_REPL_PARAS": str(tmp_path)})
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip()
+    record = json.loads(r.stdout)
+    assert record["model"] == str(checkpoint.shipped_default()) and record["tokens"] > 0
 
 
 @pytest.mark.parametrize(
