@@ -149,7 +149,8 @@ def parse_tabby(body: dict, base: Sampling) -> Request:
     extra = snippets(segments.get("declarations"), "body", "declarations") + snippets(
         segments.get("relevant_snippets_from_changed_files"), "body", "relevant_snippets_from_changed_files"
     )
-    values = _sampling({k: v for k, v in body.items() if k in ("temperature", "seed")}, base)
+    given = _sampling({k: v for k, v in body.items() if k in ("temperature", "seed")}, base)
+    values = {"temperature": 0.0, **given}  # no temperature sent: greedy, the same suggestion for the same text
     return editor_request(segments["prefix"], suffix, extra, Sampling(**{**base.__dict__, **values}))
 
 
@@ -171,7 +172,7 @@ def tabby_health(model_id: str, device: str) -> dict:
 
 
 # -- llama.cpp's /infill ------------------------------------------------------------------------------
-INFILL_NAMES = {"max_tokens": "n_predict", "repeat_penalty": "repeat_penalty"}
+INFILL_NAMES = {"max_tokens": "n_predict"}  # llama.cpp's names where they differ from ours
 
 
 def parse_infill(body: Any, base: Sampling) -> Request | None:
