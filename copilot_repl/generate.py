@@ -300,6 +300,7 @@ class Stream:
         """One row's text as a candidate: cut back to its longest valid part when it must end closed."""
         req = self.request
         source = req.context + req.prompt
+        text = "" if reason == "superseded" else text  # a newer request came: nobody waits for this one
         valid = closed(source + text) if must_close else syntax_ok(source + text + (req.suffix or ""))
         if not valid and must_close and reason != "interrupted":
             one_line = "\n" in req.sampling.stop or req.sampling.stop_mode == "line"  # a suggestion: any valid start helps

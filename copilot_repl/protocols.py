@@ -21,7 +21,7 @@ from typing import Any
 from copilot_repl import __version__
 from copilot_repl.errors import UsageError
 from copilot_repl.generate import Request
-from copilot_repl.result import Result
+from copilot_repl.result import Candidate, Result
 from copilot_repl.settings import MAX_TOKENS_LIMIT, SETTINGS, Sampling
 
 MAX_STOPS = 4
@@ -192,23 +192,27 @@ def parse_infill(body: Any, base: Sampling) -> Request | None:
     return editor_request(prefix, suffix, extra, Sampling(**{**base.__dict__, **values}), max_seconds=seconds)
 
 
+def nothing_written(reason: str = "stop") -> Result:
+    """The answer to a request that wrote nothing: `n_predict: 0`, or one superseded before it started."""
+    return Result(0, 0, 0, 0, 0.0, [Candidate("", 0, 0.0, True, reason)])
+
+
 def infill_body(result: Result | None, fields: Any) -> dict:
     """llama.cpp's answer (`content`, `stop`, `timings`, ...); with `response_fields`, only those,
     a nested field named by its path (`timings/prompt_n`) as llama.cpp does."""
-    text = result.text if result is not None else ""
-    predicted = result.tokens if result is not None else 0
-    ms = 1000 * result.seconds if result is not None else 0.0
+    result = result or nothing_written()
+    predicted, ms = result.tokens, 1000 * result.seconds
     body = {
-        "content": text,
+        "content": result.text,
         "stop": True,
-        "stop_type": "limit" if result is not None and result.stop_reason in ("max tokens", "time limit") else "eos",
+        "stop_type": "limit" if result.stop_reason in ("max tokens", "time limit") else "eos",
         "tokens_predicted": predicted,
-        "tokens_evaluated": result.prompt_tokens if result is not None else 0,
+        "tokens_evaluated": result.prompt_tokens,
         "tokens_cached": 0,
-        "truncated": bool(result is not None and result.cropped_tokens),
-        "confidence": round(result.candidates[0].confidence, 4) if result is not None else 0.0,
+        "truncated": bool(result.cropped_tokens),
+        "confidence": round(result.candidates[0].confidence, 4),
         "timings": {
-            "prompt_n": result.prompt_tokens if result is not None else 0,
+            "prompt_n": result.prompt_tokens,
             "prompt_ms": 0.0,
             "prompt_per_token_ms": 0.0,
             "prompt_per_second": 0.0,

@@ -28,13 +28,14 @@ from copilot_repl.protocols import (
     BadRequest,
     infill_body,
     is_tabby,
+    nothing_written,
     parse_completion_request,
     parse_infill,
     parse_tabby,
     tabby_body,
     tabby_health,
 )
-from copilot_repl.result import Candidate, Result
+from copilot_repl.result import Result
 
 MAX_BODY = 1 << 20  # bytes
 
@@ -168,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             if request.superseded is not None and request.superseded():
                 self.served = ", superseded before it started"
-                return Result(0, 0, 0, 0, 0.0, [Candidate("", 0, 0.0, True, "superseded")])
+                return nothing_written("superseded")
             result = self.server.session.engine.complete(request).finish()
         self._note(result)
         return result
@@ -176,8 +177,6 @@ class Handler(BaseHTTPRequestHandler):
     def _note(self, result: Result) -> None:
         top = result.candidates[0]
         self.served = f", {completion_tokens(result)} tokens, {top.stop_reason}, confidence {top.confidence:.2f}"
-        if top.stop_reason == "superseded":
-            top.text = ""  # nobody waits for it any more
 
     def _openai(self, request: Request, stream: bool) -> None:
         request_id = f"cmpl-{uuid.uuid4().hex[:24]}"

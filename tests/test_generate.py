@@ -264,6 +264,6 @@ def test_a_newer_request_or_the_time_limit_stops_a_completion(loaded):
     superseded = lambda: asked.append(1) or len(asked) > 3  # noqa: E731  a newer request after 3 tokens
     sampling = Sampling(max_tokens=200, stop_mode="none", seed=1)
     done = loaded.complete(Request("def f(x):", sampling=sampling, superseded=superseded)).finish()
-    assert done.stop_reason == "superseded" and done.tokens == 4
+    assert done.stop_reason == "superseded" and done.tokens == 4 and done.text == ""
     done = loaded.complete(Request("def f(x):", sampling=sampling, max_seconds=0.0)).finish()
     assert done.stop_reason == "time limit" and done.tokens == 1
