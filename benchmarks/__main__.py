@@ -20,6 +20,7 @@ from benchmarks import (
     docstrings,
     editor_latency,
     everyday,
+    fine_tune,
     keystrokes,
     memory,
     quality,
@@ -47,6 +48,7 @@ def suites(quick: bool) -> dict:
         "docstrings": lambda: docstrings.docstrings(limit=40 if quick else None),
         "suggest": lambda: suggest_latency.latency(100 if quick else 300),
         "editor": lambda: editor_latency.latency(15 if quick else 40),
+        "fine-tune": lambda: fine_tune.fine_tune(chars=1500 if quick else 3000),
     }
 
 

@@ -214,6 +214,8 @@ class TokenSplits:
     val_bytes: int  # UTF-8 bytes behind the validation tokens, for bits per byte
     reused: bool
     unique_train: int  # the first tokens of `train`, each training document once: what an index holds
+    inherited: np.ndarray | None = None  # a fine-tuning base's index, held by the new index before `train`'s
+    replayed: int = 0  # the last tokens of `train`: a fine-tuning base's text, replayed
 
 
 ENCODE_CHUNK_CHARS = 2_000_000  # one encode_batch call: big enough for the tokenizer's threads, small in memory

@@ -33,12 +33,12 @@ class Loop:
         self.forward: Callable = torch.compile(self.wrapped) if config.compile else self.wrapped
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
         self.rng = np.random.default_rng([config.seed, step, world.rank])  # different batches on every rank
-        assert config.batch_size is not None, "size the config first"
-        self.batch_size = config.batch_size
-        self.tokens_per_step = self.batch_size * config.block_size * config.grad_accum * world.size
+        assert config.batch_size and config.block_size, "fill and size the config first"
+        self.batch_size, self.block_size = config.batch_size, config.block_size
+        self.tokens_per_step = self.batch_size * self.block_size * config.grad_accum * world.size
         self.step, self.start_step, self.history = step, step, list(history)
         self.smooth: float | None = None
-        self.val_windows = max(1, (len(splits.val) - 1) // config.block_size)
+        self.val_windows = max(1, (len(splits.val) - 1) // self.block_size)
         self.started = time.perf_counter()  # the loop's clock: tokens/s count from here
 
     def tokens_per_second(self) -> float:
@@ -53,7 +53,7 @@ class Loop:
 
     def _micro_step(self, last: bool) -> float:
         config = self.config
-        arrays = data.batch(self.splits.train, self.batch_size, config.block_size, self.rng, self.tokenizer, config.fim_rate)
+        arrays = data.batch(self.splits.train, self.batch_size, self.block_size, self.rng, self.tokenizer, config.fim_rate)
         x, y = (
             torch.from_numpy(a).pin_memory().to(self.device, non_blocking=True) if self.cuda else torch.from_numpy(a)
             for a in arrays

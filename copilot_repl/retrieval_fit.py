@@ -27,8 +27,12 @@ class GateInputs:
 
 
 def indexed_tokens(splits: data.TokenSplits) -> np.ndarray:
-    """The training split once through (repeats of weighted sources would only be found twice)."""
-    return np.asarray(splits.train[: min(splits.unique_train, INDEX_MAX_TOKENS)])
+    """The training split once through (repeats of weighted sources would only be found twice), after
+    a fine-tuning base's index where there is one (cut first where the two exceed INDEX_MAX_TOKENS)."""
+    own = np.asarray(splits.train[: min(splits.unique_train, INDEX_MAX_TOKENS)])
+    if splits.inherited is None:
+        return own
+    return np.concatenate([splits.inherited[: INDEX_MAX_TOKENS - len(own)], own])
 
 
 def retrieval_features(splits: data.TokenSplits, tokenizer) -> GateInputs:
@@ -45,14 +49,16 @@ def retrieval_features(splits: data.TokenSplits, tokenizer) -> GateInputs:
     return GateInputs(val, features, (time.perf_counter() - began) * GATE_FIT_STEPS * 12)  # 12 evaluations a step
 
 
-def fit_retrieval(model: GPT, splits: data.TokenSplits, inputs: GateInputs) -> tuple[dict, bytes]:
-    """The gate fitted to the trained model (for checkpoint.json) and the training tokens to index."""
+def fit_retrieval(model: GPT, splits: data.TokenSplits, inputs: GateInputs, start: dict | None = None) -> tuple[dict, bytes]:
+    """The gate fitted to the trained model (for checkpoint.json), from a base's gate (`start`, as
+    saved) where there is one, and the training tokens to index."""
+    from copilot_repl.retrieval import Gate
     from copilot_repl.runtime_torch import TorchRuntime
     from copilot_repl.scoring import fit_gate, mixed_logprobs, model_logprobs
 
     val, features = inputs.val, inputs.features
     model_lp = model_logprobs(TorchRuntime(model), val)  # on the training device: the same numbers as numpy's
-    gate = fit_gate(model_lp, features, steps=GATE_FIT_STEPS)
+    gate = fit_gate(model_lp, features, steps=GATE_FIT_STEPS, start=Gate.from_dict(start) if start else None)
     scale = splits.val_bytes * (len(val) - 1) / max(len(splits.val), 1)  # bytes behind the fitted tokens, roughly
     gate.fitted_on = {
         "split": "val",

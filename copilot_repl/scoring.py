@@ -85,10 +85,12 @@ def mixed_logprobs(model_lp: np.ndarray, f: Features, gate: Gate) -> np.ndarray:
     return np.log(w[:, 0] * np.exp(model_lp) + (w[:, 1:] * f.p_target).sum(axis=1) + 1e-300)
 
 
-def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300) -> Gate:
+def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300, start: Gate | None = None) -> Gate:
     """a, e and w of each predictor that matched anywhere, by gradient ascent (Adam, numeric gradient)
-    on the mean log-probability; one that never matched keeps its defaults."""
-    theta = np.array([*Gate().buffer, *Gate().corpus, *Gate().project], dtype=np.float64)
+    on the mean log-probability, from `start` (a fine-tuning base's gate) or the defaults; one that
+    never matched keeps where it started."""
+    start = start or Gate()
+    theta = np.array([*start.buffer, *start.corpus, *start.project], dtype=np.float64)
     gate = lambda th: Gate(tuple(th[:3]), tuple(th[3:6]), tuple(th[6:]))  # noqa: E731
     used = np.repeat(np.isfinite(f.base).any(axis=0), 3)
     m, v, lr, h = np.zeros(len(theta)), np.zeros(len(theta)), 0.05, 1e-4
@@ -137,9 +139,10 @@ def score_texts(engine, texts: list[str], sample: int | None = None) -> Score:
     positions = even_positions(len(tokens), sample)
     model_lp = model_logprobs(engine.runtime, tokens)[positions - 1]
     index = engine.indexes[0] if engine.indexes else None
-    features = Features.compute(tokens, positions, index, eot, word_table(engine.tokenizer))
+    features = Features.compute(tokens, positions, index, eot, word_table(engine.tokenizer), engine.project)
     mixed_lp = mixed_logprobs(model_lp, features, engine.gate)
     per_token = (len(tokens) - 1) / len(positions)  # a sample stands for every position
     bpb, mixed = (bits_per_byte(lp.sum() * per_token, n_bytes) for lp in (model_lp, mixed_lp))
-    retrieval = "training index and buffer cache" if index is not None else "buffer cache only"
+    held = [name for name, i in (("training index", index), ("project index", engine.project)) if i is not None]
+    retrieval = f"{', '.join(held)} and buffer cache" if held else "buffer cache only"
     return Score(bpb, mixed, len(tokens) - 1, len(positions), retrieval)

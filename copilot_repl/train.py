@@ -13,19 +13,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from copilot_repl import checkpoint, data, distributed, sizing
+from copilot_repl import checkpoint, distributed
+from copilot_repl.base import Base, open_base
 from copilot_repl.devices import resolve_device
-from copilot_repl.errors import CheckpointError, CorpusError
-from copilot_repl.loop import Loop, probe_speed
+from copilot_repl.errors import UsageError
+from copilot_repl.loop import Loop
 from copilot_repl.model import GPT
 from copilot_repl.plot import loss_png
-from copilot_repl.recipe import SHAPE_FIELDS, TrainConfig, make_optimizers
+from copilot_repl.recipe import SHAPE_FIELDS, TrainConfig
 from copilot_repl.retrieval_fit import GATE_POSITIONS, fit_retrieval, retrieval_features
-from copilot_repl.tokenizer import tokenizer_class
+from copilot_repl.starting import build_model, prepare_data, resumed, shaped
 
 FINAL_EVAL_WINDOWS = 512  # the final validation reads at most this many windows (all of stdlib's held-out split)
 FINAL_EVAL_SHARE = 0.1  # of a --time budget: a short run's final validation reads fewer windows
@@ -47,24 +45,6 @@ class TrainResult:
 Callback = Callable[[str, dict], None]
 
 
-# -- data ---------------------------------------------------------------------------------------------
-def prepare_data(config: TrainConfig, world: distributed.World, emit: Callable[..., Any]):
-    """Corpus, tokenizer and token cache. Rank 0 trains the tokenizer and fills the cache; the rest reuse them."""
-    emit("status", message=f"reading corpus {' '.join(config.corpus)}")
-    if not world.is_main:
-        distributed.barrier(world)
-    corpus = data.gather(config.corpus)
-    emit("status", message=f"tokenizer {config.tokenizer}")
-    tokenizer, tok_dir = data.cached_tokenizer(corpus, tokenizer_class(config.tokenizer), config.vocab_size)
-    encoded = lambda done, total: emit("encode", done=done, total=total)  # noqa: E731
-    splits = data.token_cache(corpus, tokenizer, tokenizer.fingerprint(tok_dir), encoded)
-    if world.is_main:
-        distributed.barrier(world)
-    if len(splits.train) < config.block_size + 2:
-        raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
-    return corpus, tokenizer, splits
-
-
 # -- the run ------------------------------------------------------------------------------------------
 def checkpoint_meta(
     config: TrainConfig, device: str, device_reason: str, corpus: dict, metrics: dict, history: list, made_by: dict, extra: dict
@@ -79,48 +59,6 @@ def checkpoint_meta(
     } | extra
 
 
-def _shaped(
-    config: TrainConfig, tokenizer, splits, device: str, world, spent: Callable[[], float], emit
-) -> tuple[TrainConfig, dict]:
-    """The config with every shape field filled: what the user gave, else with --time the shape
-    sizing.py chooses from this machine's measured speed (and its record), else sizing.DEFAULT."""
-    if any(getattr(config, f) is not None for f in SHAPE_FIELDS) or not config.time:
-        return config.sized(sizing.DEFAULT), {}
-    emit("status", message="measuring this machine's training speed to size the model for --time")
-    probe = lambda shape: probe_speed(config.sized(shape), tokenizer, splits, device)  # noqa: E731
-    budget = config.time
-    agree = lambda index: int(distributed.agree_max(world, index))  # noqa: E731
-    shape, record = sizing.choose(lambda: 0.9 * (budget - spent()), probe, agree)  # a tenth: indexing, final evaluation
-    emit("status", message=f"model shape {shape.name}: {record['reason']}")
-    return config.sized(shape), record
-
-
-def build_model(config: TrainConfig, vocab_size: int, device: str, out_dir: Path, state: dict | None):
-    """The model (new, or the saved one when resuming), its optimizers, and the step and history to go on from."""
-    torch.manual_seed(config.seed)  # the same initial weights on every rank, probed or not
-    model = checkpoint.load(out_dir).model if state is not None else GPT(config.model_config(vocab_size))
-    model.to(device).train()
-    optimizers = make_optimizers(model, config, device)
-    if state is None:
-        return model, optimizers, 0, []
-    saved_states = state["optimizer"] if isinstance(state["optimizer"], list) else [state["optimizer"]]
-    for optimizer, saved_state in zip(optimizers, saved_states):
-        optimizer.load_state_dict(saved_state)
-    return model, optimizers, int(state["step"]), checkpoint.read_meta(out_dir).get("history", [])
-
-
-def _resumed(config: TrainConfig, out_dir: Path) -> tuple[TrainConfig, dict]:
-    """The config to go on with (the saved run's shape and data) and the saved optimizer state."""
-    if not (out_dir / checkpoint.META).is_file():
-        raise CheckpointError(f"nothing to resume: {out_dir} is not a checkpoint")
-    state = checkpoint.load_optimizer_state(out_dir)
-    if state is None:
-        raise CheckpointError(f"{out_dir} has no optimizer state to resume from")
-    saved = checkpoint.read_meta(out_dir)["train"]
-    keys = ("corpus", "tokenizer", "vocab_size", "block_size", "optimizer", *SHAPE_FIELDS)
-    return replace(config, **{k: saved.get(k, getattr(config, k)) for k in keys}), state
-
-
 def train(
     config: TrainConfig, callbacks: Sequence[Callback] = (), started: float | None = None, made_by: dict | None = None
 ) -> TrainResult:
@@ -130,9 +68,15 @@ def train(
     `made_by` (the command, say) is recorded in checkpoint.json as given."""
     world = distributed.world_from_env()
     out_dir = checkpoint.paras_dir(config.paras) / config.name
+    config.check()
+    base = open_base(config.init_from, config.paras) if config.init_from else None  # before anything is written
+    if base is not None:
+        if out_dir.resolve() == base.directory.resolve():
+            raise UsageError(f"--name {config.name} would overwrite the base it starts from; choose another --name")
+        config = base.on_base(config)
     with checkpoint.exclusive(out_dir) if world.is_main else contextlib.nullcontext():
         run_start = started if started is not None else time.perf_counter()
-        return Run(config, callbacks, world, out_dir, made_by or {}).execute(run_start)
+        return Run(config, callbacks, world, out_dir, made_by or {}, base).execute(run_start)
 
 
 @dataclass
@@ -156,8 +100,10 @@ class Run:
     the config (the loop's, which drops torch.compile when it fails), the clock and budget, the data,
     the loop, and the cost of a validation window, which sizes the time kept for after the last step."""
 
-    def __init__(self, config: TrainConfig, callbacks: Sequence[Callback], world, out_dir: Path, made_by: dict):
-        self.callbacks, self.world, self.out_dir, self.made_by = callbacks, world, out_dir, made_by
+    def __init__(
+        self, config: TrainConfig, callbacks: Sequence[Callback], world, out_dir: Path, made_by: dict, base: Base | None
+    ):
+        self.callbacks, self.world, self.out_dir, self.made_by, self.base = callbacks, world, out_dir, made_by, base
         self.given = config
         self.sized: dict = {}
         self.seconds_per_window = 0.0
@@ -198,15 +144,18 @@ class Run:
         self.state: dict | None = None
         config = self.given
         if config.resume:
-            config, self.state = _resumed(config, self.out_dir)
+            config, self.state, self.base = resumed(config, self.out_dir)
         config.check()
+        config = config.filled()
         device, self.device_reason = resolve_device(config.device)
         self.device = device = distributed.start(world, device)
-        self.corpus, self.tokenizer, self.splits = prepare_data(config, world, self.emit)
+        self.corpus, self.tokenizer, self.splits = prepare_data(config, world, self.emit, self.base)
         config = replace(config, vocab_size=config.vocab_size or self.tokenizer.vocab_size)
         self.clock = Clock(float(self.state["elapsed"]) if self.state else 0.0, command_start)
-        config, self.sized = _shaped(config, self.tokenizer, self.splits, device, world, self.clock.spent, self.emit)
-        model, optimizers, step, history = build_model(config, self.tokenizer.vocab_size, device, self.out_dir, self.state)
+        config, self.sized = shaped(config, self.tokenizer, self.splits, device, world, self.clock.spent, self.emit)
+        model, optimizers, step, history = build_model(
+            config, self.tokenizer.vocab_size, device, self.out_dir, self.state, self.base
+        )
         if world.is_main:  # before "start": Ctrl-C here leaves nothing trained to save
             self.emit("status", message="indexing the training split for retrieval")
             self.gate_inputs = retrieval_features(self.splits, self.tokenizer)
@@ -261,7 +210,7 @@ class Run:
         """Seconds the run needs after its last step: the final evaluation, the model's log-probabilities
         for the gate (about two window-reads per window of its tokens), the fit and saving; at most
         RESERVE_SHARE of the budget. (Sizing, before any window is read, keeps a tenth instead.)"""
-        windows = self.final_windows() + 2 * GATE_POSITIONS / self.config.block_size
+        windows = self.final_windows() + 2 * GATE_POSITIONS / self.loop.block_size
         fit = self.gate_inputs.fit_seconds if self.world.is_main else 0.0
         return min(self.seconds_per_window * windows + fit + SAVE_SECONDS, RESERVE_SHARE * (self.config.time or 0.0))
 
@@ -276,7 +225,11 @@ class Run:
         files, extra = {"loss.png": loss_png(loop.history)}, {"sizing": self.sized} if self.sized else {}
         if final:  # completions copy from the training split, weighted by a gate fitted on the validation split
             self.emit("status", message="fitting the retrieval gate")
-            extra["retrieval"], files["index/tokens.npy"] = fit_retrieval(loop.model, self.splits, self.gate_inputs)
+            start = self.base.opened.meta.get("retrieval") if self.base else None
+            extra["retrieval"], files["index/tokens.npy"] = fit_retrieval(loop.model, self.splits, self.gate_inputs, start)
+        if self.base is not None:  # the base's confidence fits its completions; until one is fitted to these
+            extra["base"] = self.base.record()
+            extra |= {k: self.base.opened.meta[k] for k in ("confidence", "generation") if k in self.base.opened.meta}
         metrics = {
             "val_bpb": val_bpb,
             "step": loop.step,
@@ -285,7 +238,8 @@ class Run:
             "run_s": round(self.clock.spent(), 1),  # from reading the corpus on: what --time budgets
             "tokens_per_second": round(loop.tokens_per_second(), 1),
         }
-        description = self.corpus.describe() | {"tokens": {"train": len(self.splits.train), "val": len(self.splits.val)}}
+        tokens = {"train": len(self.splits.train), "val": len(self.splits.val)}
+        description = self.corpus.describe() | {"tokens": tokens | ({"replayed": self.splits.replayed} if self.base else {})}
         meta = checkpoint_meta(
             self.config, self.device, self.device_reason, description, metrics, loop.history, self.made_by, extra
         )

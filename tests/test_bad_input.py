@@ -44,6 +44,7 @@ def broken(tiny_model, corpus_dir, tmp_path_factory):
         "no_py": str(root / "no_py"),
         "latin1": str(root / "latin1"),
         "good_corpus": str(corpus_dir),
+        "tiny": str(tiny_model),
     }
     (root / "empty").mkdir()
     (root / "no_py").mkdir()
@@ -55,6 +56,7 @@ def broken(tiny_model, corpus_dir, tmp_path_factory):
 
 ONCE = ["--once", "x = 1", "--max-tokens", "4"]
 TRAIN = ["train", *TINY_CLI, "--steps", "2", "--tokenizer", "char"]
+FINE_TUNE = ["train", "--steps", "2", "--corpus", "{good_corpus}", "--name", "tuned"]
 CASES = [
     # id, arguments ({name} is a path from the `broken` fixture), exit code, text the one error line holds
     ("unknown command", ["bogus"], USAGE, "unrecognized arguments: bogus"),
@@ -96,17 +98,28 @@ CASES = [
     ("bad duration", [*TRAIN, "--time", "soon"], USAGE, "invalid duration"),
     ("unknown optimizer", [*TRAIN, "--optimizer", "sgd"], USAGE, "invalid choice: 'sgd'"),
     ("muon lr 0", [*TRAIN, "--muon-lr", "0"], USAGE, "must be positive"),
+    ("base missing", [*FINE_TUNE, "--init-from", "/no/such/model"], ERROR, "no checkpoint"),
+    ("base tokenizer unloadable", [*FINE_TUNE, "--init-from", "{plugin}"], ERROR, "unknown tokenizer 'nonexistent'"),
+    ("base weights truncated", [*FINE_TUNE, "--init-from", "{truncated}"], ERROR, "corrupt or truncated"),
+    ("shape against the base", [*FINE_TUNE, "--init-from", "{tiny}", "--layers", "3"], USAGE, "--layers 3 contradicts the base"),
+    ("tokenizer against the base", [*FINE_TUNE, "--init-from", "{tiny}", "--tokenizer", "bpe"], USAGE, "contradicts the base"),
+    ("resume and init-from", [*FINE_TUNE, "--init-from", "{tiny}", "--resume"], USAGE, "not allowed with argument"),
+    ("fine-tune over the base", [*FINE_TUNE, "--init-from", "tiny", "--name", "tiny"], USAGE, "would overwrite the base"),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_an_exit_code(case, broken, tiny_model):
     _, args, code, fragment = case
+    paras = checkpoint.paras_dir()
+    before = sorted(paras.iterdir()) if paras.is_dir() else []
     r = run_cli(*[a.format(**broken) for a in args])
     lines = [line for line in r.stderr.strip().splitlines() if line]
     assert r.returncode == code, r.stderr
     assert lines and lines[-1].startswith("copilot-repl: error:") and fragment in lines[-1], lines
     assert "Traceback" not in r.stderr and r.stdout == ""
+    if "--init-from" in args:  # a bad base is found out before anything is written
+        assert sorted(paras.iterdir()) == before
 
 
 PROMPTS = {

@@ -135,7 +135,7 @@ def test_compiled_training_step_trains_and_saves_plain_weights(corpus_dir):
 def test_a_short_run_reaches_its_learning_rate():
     from copilot_repl.recipe import TrainConfig, lr_at
 
-    config = TrainConfig(warmup=100)
+    config = TrainConfig(warmup=100).filled()
     assert lr_at(config, 0, 0.0) < config.lr / 50  # a long run warms up over its first 100 steps
     assert lr_at(config, 2, 0.06) == config.lr  # a 15-step run is warm after 5% of it
     assert lr_at(config, 99, 0.01) == config.lr

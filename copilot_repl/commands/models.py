@@ -7,7 +7,7 @@ import json
 import re
 
 from copilot_repl.commands.registry import Output, command
-from copilot_repl.errors import UsageError
+from copilot_repl.errors import CheckpointError, UsageError
 from copilot_repl.session import Session
 from copilot_repl.wording import plural
 
@@ -37,13 +37,13 @@ def _positive(kind):
 def _train_args(p: argparse.ArgumentParser) -> None:
     """Flags for every TrainConfig field; their defaults are TrainConfig's, the measured recipe."""
     from copilot_repl.devices import DEVICES
-    from copilot_repl.recipe import OPTIMIZERS, TrainConfig
+    from copilot_repl.recipe import FINE_TUNE_LR, OPTIMIZERS, SCRATCH_LR, TrainConfig
     from copilot_repl.sizing import DEFAULT, SHAPES
 
     d = TrainConfig()
     corpus_help = "files, folders, stdlib, site, datasets; SOURCE:N weighs a source N times"
     p.add_argument("--corpus", nargs="+", default=d.corpus, help=corpus_help)
-    p.add_argument("--tokenizer", default=d.tokenizer, help="a tokenizer plugin: char, bpe, tiktoken, ...")
+    p.add_argument("--tokenizer", help="a tokenizer plugin: char, bpe (the default), tiktoken, ...")
     p.add_argument("--vocab-size", type=_positive(int), help="vocabulary size (default: the plugin's)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive(float), help="passes over the training tokens (default 1)")
@@ -62,20 +62,27 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )
     for name, meaning in what.items():
         p.add_argument("--" + name.replace("_", "-"), type=_positive(int), help=f"{meaning} (see --layers)")
-    p.add_argument("--lr", type=_positive(float), default=d.lr, help="peak learning rate (AdamW)")
+    rates = f"default {SCRATCH_LR:g}, or {FINE_TUNE_LR:g} with --init-from"
+    p.add_argument("--lr", type=_positive(float), help=f"peak learning rate of AdamW ({rates})")
     p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="muon: Muon for the block matrices")
-    p.add_argument("--muon-lr", type=_positive(float), default=d.muon_lr, help="peak learning rate of Muon")
+    p.add_argument("--muon-lr", type=_positive(float), help=f"peak learning rate of Muon ({rates})")
     p.add_argument("--fim-rate", type=float, default=d.fim_rate, help="share of windows trained as fill-in-the-middle (0-1)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--name", default=d.name, help="save to paras/NAME")
-    p.add_argument("--resume", action="store_true", help="continue paras/NAME where it stopped")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue paras/NAME where it stopped")
+    start.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="fine-tune: start from MODEL's weights (default, a NAME, or a folder), keeping its tokenizer and shape",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (needs a C++ compiler on a CPU)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
 @command(
     "train",
-    "train a model from scratch, save it under paras/NAME and make it active",
+    "train a model (from scratch, or from another with --init-from), save it under paras/NAME and make it active",
     _train_args,
     needs_model=False,
     replaces_model=True,
@@ -138,25 +145,59 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     except ValueError:
         raise UsageError(f"nothing to score in {what}") from None
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    bpb, mixed = score.bits_per_byte, score.with_retrieval
-    report = {
-        "model": str(opened.directory),
-        "data": what,
-        "files": len(texts),
-        "bytes": n_bytes,
-        "tokens": score.tokens,
-        "positions": score.positions,
-        "bits_per_byte": round(bpb, 4),
-        "bits_per_byte_with_retrieval": round(mixed, 4),
-        "retrieval": score.retrieval,
-    }
+    report = {"model": str(opened.directory), "data": what, "files": len(texts), "bytes": n_bytes} | _figures(score)
+    try:
+        base = _scored_base(opened.meta.get("base"), engine, texts, args.sample)
+    except CheckpointError as e:
+        base = None
+        out.info(f"note: the base this model was fine-tuned from is not scored: {e}")
+    if base:
+        report["base"] = base
     if args.json or out.json_mode:
         out.result(json.dumps(report))
-    else:
-        out.result(
-            f"{bpb:.4f} bits/byte (model alone), {mixed:.4f} with retrieval ({report['retrieval']}) "
-            f"on {what} ({plural(len(texts), 'file')}, {n_bytes:,} bytes)"
-        )
+        return
+    out.result(f"{_in_words(report)} on {what} ({plural(len(texts), 'file')}, {n_bytes:,} bytes)")
+    if base:
+        gain = 1 - report["bits_per_byte"] / base["bits_per_byte"]
+        changed = " (trained again since: these are its new weights' figures)" if base["changed"] else ""
+        than = f"{abs(gain):.1%} {'fewer' if gain >= 0 else 'more'} bits/byte than its base (model alone)"
+        out.result(f"base {base['name']}{changed}: {_in_words(base)}; fine-tuned: {than}")
+
+
+def _figures(score) -> dict:
+    return {
+        "tokens": score.tokens,
+        "positions": score.positions,
+        "bits_per_byte": round(score.bits_per_byte, 4),
+        "bits_per_byte_with_retrieval": round(score.with_retrieval, 4),
+        "retrieval": score.retrieval,
+    }
+
+
+def _in_words(figures: dict) -> str:
+    return (
+        f"{figures['bits_per_byte']:.4f} bits/byte (model alone), "
+        f"{figures['bits_per_byte_with_retrieval']:.4f} with retrieval ({figures['retrieval']})"
+    )
+
+
+def _scored_base(record: dict | None, engine, texts: list[str], sample: int | None) -> dict | None:
+    """A fine-tuned model's base scored on the same texts with the same project index: what fine-tuning
+    changed. None for a model trained from scratch."""
+    from pathlib import Path
+
+    from copilot_repl.base import weights_fingerprint
+    from copilot_repl.engine import load_engine
+    from copilot_repl.scoring import score_texts
+
+    if not record:
+        return None
+    base_engine, _ = load_engine(Path(record["path"]))
+    changed = weights_fingerprint(Path(record["path"])) != record.get("fingerprint")
+    base_engine.project = engine.project  # the same tokenizer: the same index serves both
+    return {"name": record.get("name"), "path": record["path"], "changed": changed} | _figures(
+        score_texts(base_engine, texts, sample)
+    )
 
 
 # -- models, tokenizers, show -----------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""The model a fine-tuning run starts from (`train --init-from`). It is found, opened and checked
+against the flags before anything is written, so a bad base costs nothing; the run then keeps the
+base's tokenizer and shape, starts from its weights, replays a little of its training text (what its
+index holds) and indexes the project's files beside the base's."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from copilot_repl import checkpoint, data
+from copilot_repl.errors import UsageError
+from copilot_repl.retrieval import TOKENS
+
+if TYPE_CHECKING:
+    from copilot_repl.recipe import TrainConfig
+
+INDEX_DIR = "index"
+REPLAY_SHARE = 0.25  # of training windows drawn from the base's own text, so the base is not forgotten
+REPLAY_PIECE = 2048  # tokens of the base's text per piece replayed: eight windows of the shipped model's
+
+
+@dataclass
+class Base:
+    ref: str  # as the user named it
+    opened: checkpoint.Opened
+    fingerprint: str  # of its weights file: which version of a name that may be trained again
+
+    @property
+    def directory(self) -> Path:
+        return self.opened.directory
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.directory / checkpoint.TOKENIZER_DIR
+
+    def shape(self) -> dict:
+        """The flags the base fixes, as the base has them."""
+        config = self.opened.config
+        return {
+            "tokenizer": self.opened.tokenizer.name,
+            "vocab_size": self.opened.tokenizer.vocab_size,
+            "block_size": config.block_size,
+            "layers": config.n_layer,
+            "heads": config.n_head,
+            "dim": config.n_embd,
+        }
+
+    def record(self) -> dict:
+        """What checkpoint.json says of the base: enough to find it again and to know it changed."""
+        corpus = self.opened.meta.get("corpus", {})
+        return {
+            "name": checkpoint.model_name(self.directory) if self.ref == checkpoint.DEFAULT_NAME else self.ref,
+            "path": str(self.directory.resolve()),
+            "fingerprint": self.fingerprint,
+            "corpus": {k: corpus[k] for k in ("spec", "fingerprint") if k in corpus},
+            "val_bpb": self.opened.meta.get("metrics", {}).get("val_bpb"),
+        }
+
+    def index_tokens(self) -> np.ndarray | None:
+        """The base's training text as its index holds it (each document once), or None without one."""
+        path = self.directory / INDEX_DIR / TOKENS
+        return np.load(path, mmap_mode="r", allow_pickle=False) if path.is_file() else None
+
+    def with_replay(self, splits: data.TokenSplits) -> data.TokenSplits:
+        """The project's splits with pieces of the base's text spread over its whole index appended to
+        the training tokens (REPLAY_SHARE of them), and the base's index to be held by the new one."""
+        inherited = self.index_tokens()
+        if inherited is None or len(inherited) < 2 * REPLAY_PIECE:
+            return splits
+        wanted = int(len(splits.train) * REPLAY_SHARE / (1 - REPLAY_SHARE))
+        starts = np.linspace(0, len(inherited) - REPLAY_PIECE, max(1, wanted // REPLAY_PIECE)).astype(np.int64)
+        replay = [np.asarray(inherited[s : s + REPLAY_PIECE], dtype=splits.train.dtype) for s in starts]
+        train = np.concatenate([np.asarray(splits.train), *replay])
+        return replace(splits, train=train, inherited=inherited, replayed=len(train) - len(splits.train))
+
+    def on_base(self, config: TrainConfig) -> TrainConfig:
+        """`config` with the base's tokenizer, context and shape; a flag that contradicts them is an error."""
+        shape = self.shape()
+        for flag, value in shape.items():
+            given = getattr(config, flag)
+            if given is not None and given != value:
+                word = flag.replace("_", "-")
+                raise UsageError(
+                    f"--{word} {given} contradicts the base {self.ref} ({word} {value}); "
+                    "a fine-tuned model keeps its base's tokenizer and shape: leave the flag out"
+                )
+        batch_size = config.batch_size or self.opened.meta.get("train", {}).get("batch_size")
+        fixed = {k: v for k, v in shape.items() if k != "vocab_size"}
+        return replace(config, **fixed, batch_size=batch_size).filled(fine_tuning=True)
+
+
+def weights_fingerprint(directory: Path) -> str:
+    return hashlib.sha256((directory / checkpoint.WEIGHTS).read_bytes()).hexdigest()[:16]
+
+
+def open_base(ref: str, paras: str | None) -> Base:
+    """The base named by `ref` (NAME, folder or `default`), opened and checked; a CheckpointError says
+    what is wrong with it (missing, unreadable, a tokenizer that cannot be loaded)."""
+    opened = checkpoint.open_checkpoint(checkpoint.resolve(ref, paras))
+    return Base(ref, opened, weights_fingerprint(opened.directory))

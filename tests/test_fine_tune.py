@@ -1,0 +1,97 @@
+"""Fine-tuning (`train --init-from`): a new model that starts from a base's weights, keeps its
+tokenizer and shape, indexes the base's text and the project's, and is scored beside its base."""
+
+from __future__ import annotations
+
+import json
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY, run_cli
+from copilot_repl import checkpoint
+from copilot_repl.base import REPLAY_SHARE, open_base, weights_fingerprint
+from copilot_repl.recipe import FINE_TUNE_LR
+from copilot_repl.train import TrainConfig, train
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+PROJECT_MODULES = ["string.py", "copy.py", "calendar.py", "locale.py", "token.py", "reprlib.py"]
+RUN = {k: v for k, v in TINY.items() if k not in ("layers", "heads", "dim", "block_size", "batch_size")}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A project the tiny base never saw: other standard-library modules."""
+    root = tmp_path_factory.mktemp("project")
+    for name in PROJECT_MODULES:
+        (root / name).write_text((STDLIB / name).read_text(encoding="utf-8"), encoding="utf-8")
+    return root
+
+
+def fine_tune(base: Path, project: Path, name: str, **overrides):
+    return train(TrainConfig(corpus=[str(project)], init_from=str(base), name=name, **{"steps": 2, **RUN, **overrides}))
+
+
+def test_a_fine_tuned_model_starts_from_its_base_and_keeps_its_tokenizer_and_shape(tiny_model, project):
+    result = fine_tune(tiny_model, project, "ft-close", steps=1, lr=1e-7, muon_lr=1e-7)
+    base, tuned = checkpoint.open_checkpoint(tiny_model), checkpoint.open_checkpoint(result.directory)
+    assert tuned.config == base.config
+    for path in (tiny_model / checkpoint.TOKENIZER_DIR).iterdir():
+        assert (result.directory / checkpoint.TOKENIZER_DIR / path.name).read_bytes() == path.read_bytes()
+    drift = max(float(np.abs(tuned.weights[k] - w).max()) for k, w in base.weights.items())
+    assert drift < 1e-4  # one step at a tiny rate: the base's weights, not a new initialisation (~0.02 apart)
+    record = tuned.meta["base"]
+    assert record["path"] == str(tiny_model) and record["fingerprint"] == weights_fingerprint(tiny_model)
+    assert tuned.meta["train"]["init_from"] == str(tiny_model) and tuned.meta["corpus"]["spec"] == [str(project)]
+
+
+def test_the_new_index_holds_the_base_index_then_the_projects_files(tiny_model, project):
+    result = fine_tune(tiny_model, project, "ft-index")
+    base_tokens = np.load(tiny_model / "index" / "tokens.npy")
+    tokens = np.load(result.directory / "index" / "tokens.npy")
+    meta = checkpoint.read_meta(result.directory)
+    assert np.array_equal(tokens[: len(base_tokens)], base_tokens)
+    assert len(tokens) == len(base_tokens) + meta["corpus"]["tokens"]["train"] - meta["corpus"]["tokens"]["replayed"]
+    assert meta["retrieval"]["fitted_on"]["split"] == "val"  # refitted on the project's held-out files
+    assert meta["train"]["lr"] == meta["train"]["muon_lr"] == FINE_TUNE_LR  # the fine-tuning rate, not scratch's
+
+
+def test_replay_takes_its_share_of_windows_from_all_over_the_base(tiny_model, project):
+    from copilot_repl import data
+
+    base = open_base(str(tiny_model), None)
+    splits = data.TokenSplits(np.arange(30_000, dtype=np.uint16) % 50, np.zeros(10, np.uint16), 10, False, 30_000)
+    replayed = base.with_replay(splits)
+    inherited = base.index_tokens()
+    extra = len(replayed.train) - len(splits.train)
+    assert abs(extra / len(replayed.train) - REPLAY_SHARE) < 0.05
+    assert replayed.unique_train == splits.unique_train and replayed.replayed == extra and replayed.inherited is not None
+    assert np.array_equal(replayed.train[len(splits.train) : len(splits.train) + 100], inherited[:100])
+    assert np.array_equal(replayed.train[-100:], inherited[-100:])  # the last piece ends where the base's text ends
+
+
+def test_a_fine_tuned_model_resumes_with_its_bases_tokenizer(tiny_model, project):
+    fine_tune(tiny_model, project, "ft-resume", steps=2)
+    result = train(TrainConfig(name="ft-resume", resume=True, steps=4, **RUN))
+    meta = checkpoint.read_meta(result.directory)
+    assert result.step == 4 and meta["base"]["path"] == str(tiny_model)
+    assert meta["tokenizer"] == checkpoint.read_meta(tiny_model)["tokenizer"]
+
+
+def test_eval_scores_the_base_beside_the_fine_tuned_model(tiny_model, project):
+    tuned = fine_tune(tiny_model, project, "ft-eval", steps=3).directory
+    report = json.loads(run_cli("eval", "--model", str(tuned), "--json").stdout)
+    assert report["data"].startswith("held-out split of") and report["base"]["name"] == str(tiny_model)
+    assert report["base"]["changed"] is False
+    for key in ("bits_per_byte", "bits_per_byte_with_retrieval"):
+        assert 0 < report[key] < 10 and 0 < report["base"][key] < 10
+    text = run_cli("eval", "--model", str(tuned))
+    assert text.returncode == 0 and f"base {tiny_model}:" in text.stdout and "bits/byte than its base" in text.stdout
+
+
+def test_train_init_from_works_from_the_repl_too(tiny_model, project):
+    r = run_cli(stdin=f":train --init-from {tiny_model} --corpus {project} --steps 1 --name ft-repl\n:show\n")
+    assert r.returncode == 0, r.stderr
+    assert checkpoint.read_meta(checkpoint.paras_dir() / "ft-repl")["base"]["path"] == str(tiny_model)
