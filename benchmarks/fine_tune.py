@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -52,7 +53,8 @@ def fine_tuned(project: Path) -> tuple[Path, dict]:
     """The fine-tuned model (trained by the installed program) and what its run reported."""
     command = ["copilot-repl", "train", "--init-from", "default", "--corpus", str(project), "--time", BUDGET, "--name", NAME]
     began = time.perf_counter()
-    done = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # training uses every core, as a user's does
+    done = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True, env=env)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     wall = round(time.perf_counter() - began, 1)
     return Path(report["path"]), {"command": " ".join(command), "wall_s": wall, "steps": report["step"]}

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from copilot_repl.recipe import TrainConfig
 
 INDEX_DIR = "index"
-REPLAY_SHARE = 0.25  # of training windows drawn from the base's own text, so the base is not forgotten
+REPLAY_SHARE = 0.5  # of training windows drawn from the base's own text: a quarter forgot twice as much (docs/benchmarks.md)
 REPLAY_PIECE = 2048  # tokens of the base's text per piece replayed: eight windows of the shipped model's
 
 

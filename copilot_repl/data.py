@@ -21,6 +21,7 @@ from copilot_repl.sources import documents
 
 MAX_FILE_BYTES = 1_000_000  # larger files are mostly generated data, not code worth learning from
 VAL_PER_MILLE = 50  # 5% of files, chosen by content hash so the split never depends on paths
+Progress = Callable[[int, int], None]  # (done, in all) of a long step, for a progress bar
 
 
 def cache_dir() -> Path:
@@ -152,18 +153,25 @@ def _checked_documents(spec: list[str], skipped: dict[str, int]) -> Iterator[tup
                 yield text, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), weight
 
 
-def gather(spec: list[str]) -> Corpus:
-    """Check, de-duplicate and split the corpus in one streaming pass; deterministic for the same contents."""
+def gather(spec: list[str], progress: Progress | None = None) -> Corpus:
+    """Check, de-duplicate and split the corpus in one streaming pass; deterministic for the same
+    contents. `progress` hears (documents read, bytes read) now and then: the total is not known."""
     skipped: dict[str, int] = {}
     sizes: dict[str, int] = {}
     weights: dict[str, int] = {}
+    read = 0
     for text, digest, weight in _checked_documents(spec, skipped):
+        read += len(text)
+        if progress and len(sizes) % 200 == 0:
+            progress(len(sizes), read)
         if digest in sizes:
             skipped["duplicate"] = skipped.get("duplicate", 0) + 1
         else:
             sizes[digest] = len(text.encode("utf-8", "surrogatepass"))
             if weight > 1:
                 weights[digest] = weight
+    if progress:
+        progress(len(sizes), read)
     if not sizes:
         raise CorpusError(f"no usable Python text in corpus {' '.join(spec)} (skipped: {skipped or 'nothing found'})")
     digests = sorted(sizes)
@@ -192,17 +200,26 @@ def atomic_dir(final: Path, fill) -> None:
 TOKENIZER_SAMPLE_BYTES = 100_000_000  # a tokenizer learns no more from gigabytes, only slower
 
 
-def tokenizer_sample(corpus: Corpus) -> Iterator[str]:
-    """Every k-th training document, so that about TOKENIZER_SAMPLE_BYTES spread over the whole corpus."""
+def tokenizer_sample(corpus: Corpus, progress: Progress | None = None) -> Iterator[str]:
+    """Every k-th training document, so that about TOKENIZER_SAMPLE_BYTES spread over the whole corpus;
+    `progress` hears (bytes given, bytes to give, roughly) as the tokenizer reads them."""
     every = max(1, -(-corpus.split_bytes("train") // TOKENIZER_SAMPLE_BYTES))
-    return (text for i, text in enumerate(corpus.texts("train")) if i % every == 0)
+    total, done = max(1, corpus.split_bytes("train") // every), 0
+    for i, text in enumerate(corpus.texts("train")):
+        if i % every == 0:
+            yield text
+            done += len(text.encode("utf-8", "surrogatepass"))
+            if progress:
+                progress(min(done, total - 1), total)
+    if progress:
+        progress(total, total)
 
 
-def cached_tokenizer(corpus: Corpus, tokenizer_cls, vocab_size: int | None):
+def cached_tokenizer(corpus: Corpus, tokenizer_cls, vocab_size: int | None, progress: Progress | None = None):
     """Train the tokenizer on the corpus (streamed), or reuse the one trained before on the same corpus."""
     directory = cache_dir() / "tokenizers" / f"{tokenizer_cls.name}-{vocab_size}-{corpus.fingerprint}"
     if not directory.is_dir():
-        tokenizer = tokenizer_cls.train(tokenizer_sample(corpus), vocab_size)
+        tokenizer = tokenizer_cls.train(tokenizer_sample(corpus, progress), vocab_size)
         atomic_dir(directory, tokenizer.save)
     return tokenizer_cls.load(directory), directory
 
@@ -219,7 +236,6 @@ class TokenSplits:
 
 
 ENCODE_CHUNK_CHARS = 2_000_000  # one encode_batch call: big enough for the tokenizer's threads, small in memory
-Progress = Callable[[int, int], None]  # (bytes encoded, bytes in all)
 
 
 def chunked(texts: Iterable[str], limit: int = ENCODE_CHUNK_CHARS) -> Iterator[list[str]]:

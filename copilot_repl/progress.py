@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from copilot_repl.plot import terminal_curve
+from copilot_repl.wording import plural
 
 
 def _fmt_line(info: dict) -> str:
@@ -18,15 +19,34 @@ def _fmt_line(info: dict) -> str:
     return "  ".join(parts)
 
 
+PHASES = ("read", "tokenizer", "encode", "index", "evaluate", "gate")  # the long steps besides training's own
+
+
 def _done(event: str, info: dict) -> str:
-    if event == "encode":
-        return f"{info['done'] / 1e6:,.1f} of {info['total'] / 1e6:,.1f} MB"
-    return f"{info['done']:,} of {info['total']:,} windows"
+    """How far a phase is, in its own unit."""
+    done, total = info["done"], info["total"]
+    if event == "read":
+        return f"{plural(done, 'file')}, {_size(info['chars'])}"
+    if event in ("tokenizer", "encode"):
+        return f"{_size(done)} of {_size(total)}"
+    if event == "evaluate":
+        return f"{done:,} of {total:,} windows"
+    if event == "gate":
+        return f"{done:,} of {total:,} steps"
+    return ""
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.0f} kB"
+
+
+def _finished(info: dict) -> bool:
+    return info["total"] is not None and info["done"] >= info["total"]
 
 
 def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[[str, dict], None]:
     """One line per validation and at most one every `every` seconds otherwise: good for logs."""
-    last = [0.0]
+    last = [time.monotonic()]  # the first line of a phase after `every` seconds, or at its end
 
     def callback(event: str, info: dict) -> None:
         if event == "start":
@@ -34,9 +54,9 @@ def plain_progress(stream: TextIO = sys.stderr, every: float = 5.0) -> Callable[
         elif event == "step" and ("val_bpb" in info or time.monotonic() - last[0] >= every):
             last[0] = time.monotonic()
             print(_fmt_line(info), file=stream, flush=True)
-        elif event in ("encode", "evaluate") and (info["done"] == info["total"] or time.monotonic() - last[0] >= every):
+        elif event in PHASES and (_finished(info) or time.monotonic() - last[0] >= every):
             last[0] = time.monotonic()
-            print(f"{event}: {_done(event, info)}", file=stream, flush=True)
+            print(f"{event}: {_done(event, info) or 'done'}", file=stream, flush=True)
         elif event == "status":
             print(info["message"], file=stream, flush=True)
 
@@ -55,8 +75,9 @@ def _start_line(info: dict) -> str:
 
 
 def rich_progress(console) -> Callable[[str, dict], None]:
-    """One bar per phase (encode, train, final evaluation), each left on screen as it ended before the
-    next line or bar is printed; every line goes through the console, so none is glued to a bar."""
+    """One bar per phase (read, tokenizer, encode, index, train, final evaluation, gate), each left on
+    screen as it ended before the next line or bar is printed; every line goes through the console,
+    so none is glued to a bar. A phase whose total is not known yet (reading) pulses."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     live: dict[str, Any] = {}  # phase -> (Progress, task id), at most one running
@@ -65,7 +86,7 @@ def rich_progress(console) -> Callable[[str, dict], None]:
         if phase not in live:
             stop()
             progress = Progress(
-                TextColumn("[bold]{task.description:<8}"),
+                TextColumn("[bold]{task.description:<9}"),
                 BarColumn(),
                 TextColumn("{task.percentage:>3.0f}%"),
                 TextColumn("{task.fields[stats]}"),
@@ -86,10 +107,10 @@ def rich_progress(console) -> Callable[[str, dict], None]:
     state: dict[str, Any] = {"val": ""}
 
     def callback(event: str, info: dict) -> None:
-        if event in ("encode", "evaluate"):
+        if event in PHASES:
             progress, task = bar(event, info["total"])
-            progress.update(task, completed=info["done"], stats=_done(event, info))
-            if info["done"] == info["total"]:
+            progress.update(task, total=info["total"], completed=info["done"], stats=_done(event, info))
+            if _finished(info):
                 stop()
         elif event == "start":
             stop()

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from copilot_repl.model import GPT
 
 SCRATCH_LR = 1e-2  # peak AdamW and Muon rates: measured best of 3e-3, 6e-3 and 1e-2 at 3 minutes (README)
-FINE_TUNE_LR = 3e-3  # from a trained model: measured on 2-minute runs (docs/benchmarks.md, fine-tuning)
+FINE_TUNE_LR = 1e-3  # from a trained model: the best of 3e-4 to 1e-2 that forgets at most 5% (docs/benchmarks.md)
 WARMUP_SHARE = 0.05  # of a run: the warm-up never takes longer
 SHAPE_FIELDS = ("layers", "heads", "dim", "batch_size")
 OPTIMIZERS = ("adamw", "muon")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +33,11 @@ TOKENS, SUFFIXES = "tokens.npy", "suffixes.npy"
 REVERSED, BUCKETS = "reversed.npy", "buckets.npy"  # derived, saved beside the suffix array so loading maps, never computes
 
 
-def suffix_array(stream: np.ndarray, depth: int = MAX_MATCH) -> np.ndarray:
+def suffix_array(stream: np.ndarray, depth: int = MAX_MATCH, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Positions of `stream` sorted by the `depth` tokens that start there (prefix doubling: each
-    round sorts by twice as many tokens; ties beyond `depth` stay in any order)."""
+    round sorts by twice as many tokens; ties beyond `depth` stay in any order). `progress` hears
+    (rounds done, rounds at most)."""
+    rounds = max(1, math.ceil(math.log2(depth)))
     n = len(stream)
     rank = np.unique(stream, return_inverse=True)[1].astype(np.int64).reshape(-1) + 1  # dense, <= n; 0 is "past the end"
     k = 1
@@ -47,6 +50,8 @@ def suffix_array(stream: np.ndarray, depth: int = MAX_MATCH) -> np.ndarray:
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.cumsum(np.concatenate(([1], ordered[1:] != ordered[:-1])))
         k *= 2
+        if progress:
+            progress(min(round(math.log2(k)), rounds), rounds)
         if k >= depth or rank.max() == n:
             return order.astype(np.int32 if n < 2**31 else np.int64)
 
@@ -75,9 +80,9 @@ class CorpusIndex:
         self.buckets = buckets
 
     @classmethod
-    def build(cls, tokens: np.ndarray, vocab_size: int) -> CorpusIndex:
+    def build(cls, tokens: np.ndarray, vocab_size: int, progress: Callable[[int, int], None] | None = None) -> CorpusIndex:
         stream = np.ascontiguousarray(np.asarray(tokens)[::-1])
-        return cls(stream, suffix_array(stream), vocab_size)
+        return cls(stream, suffix_array(stream, progress=progress), vocab_size)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

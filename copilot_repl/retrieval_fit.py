@@ -35,30 +35,35 @@ def indexed_tokens(splits: data.TokenSplits) -> np.ndarray:
     return np.concatenate([splits.inherited[: INDEX_MAX_TOKENS - len(own)], own])
 
 
-def retrieval_features(splits: data.TokenSplits, tokenizer) -> GateInputs:
+def retrieval_features(splits: data.TokenSplits, tokenizer, progress: data.Progress = lambda done, total: None) -> GateInputs:
     """What the two predictors offer at each fitting position of the validation split. It does not
-    depend on the model, so it is computed before training and counted in a --time budget."""
+    depend on the model, so it is computed before training and counted in a --time budget. `progress`
+    hears (per cent done, 100): the suffix array is the first half, the features the second."""
     from copilot_repl.retrieval import CorpusIndex, Gate, word_table
     from copilot_repl.scoring import Features, mixed_logprobs
 
     val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
-    index = CorpusIndex.build(indexed_tokens(splits), tokenizer.vocab_size)
-    features = Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id, word_table(tokenizer))
+    half = lambda offset: lambda done, total: progress(offset + 50 * done // max(total, 1), 100)  # noqa: E731
+    index = CorpusIndex.build(indexed_tokens(splits), tokenizer.vocab_size, half(0))
+    features = Features.compute(val, np.arange(1, len(val)), index, tokenizer.eot_id, word_table(tokenizer), None, half(50))
+    progress(100, 100)
     began = time.perf_counter()
     mixed_logprobs(np.zeros(len(val) - 1), features, Gate())
     return GateInputs(val, features, (time.perf_counter() - began) * GATE_FIT_STEPS * 12)  # 12 evaluations a step
 
 
-def fit_retrieval(model: GPT, splits: data.TokenSplits, inputs: GateInputs, start: dict | None = None) -> tuple[dict, bytes]:
+def fit_retrieval(
+    model: GPT, splits: data.TokenSplits, inputs: GateInputs, start: dict | None = None, progress: data.Progress | None = None
+) -> tuple[dict, bytes]:
     """The gate fitted to the trained model (for checkpoint.json), from a base's gate (`start`, as
-    saved) where there is one, and the training tokens to index."""
+    saved) where there is one, and the training tokens to index. `progress` hears (steps, steps in all)."""
     from copilot_repl.retrieval import Gate
     from copilot_repl.runtime_torch import TorchRuntime
     from copilot_repl.scoring import fit_gate, mixed_logprobs, model_logprobs
 
     val, features = inputs.val, inputs.features
     model_lp = model_logprobs(TorchRuntime(model), val)  # on the training device: the same numbers as numpy's
-    gate = fit_gate(model_lp, features, steps=GATE_FIT_STEPS, start=Gate.from_dict(start) if start else None)
+    gate = fit_gate(model_lp, features, GATE_FIT_STEPS, Gate.from_dict(start) if start else None, progress)
     scale = splits.val_bytes * (len(val) - 1) / max(len(splits.val), 1)  # bytes behind the fitted tokens, roughly
     gate.fitted_on = {
         "split": "val",

@@ -8,6 +8,7 @@ the features are computed in Python, one position at a time (about 0.1 ms each).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,12 +57,15 @@ class Features:
         eot: int,
         words: np.ndarray,
         project: CorpusIndex | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Features:
         tokens = np.asarray(tokens, dtype=np.int64)
         doc_starts = np.flatnonzero(tokens == eot)
         shape = (len(positions), 3)  # buffer, training index, project
         length, n_words, base, p = np.zeros(shape), np.zeros(shape), np.full(shape, -np.inf), np.zeros(shape)
         for i, t in enumerate(positions):
+            if progress and i % 1024 == 0:
+                progress(i, len(positions))
             before = np.searchsorted(doc_starts, t)
             d = doc_starts[before - 1] if before else 0
             history = tokens[max(d, t - BUFFER_LIMIT) : t]
@@ -85,7 +89,13 @@ def mixed_logprobs(model_lp: np.ndarray, f: Features, gate: Gate) -> np.ndarray:
     return np.log(w[:, 0] * np.exp(model_lp) + (w[:, 1:] * f.p_target).sum(axis=1) + 1e-300)
 
 
-def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300, start: Gate | None = None) -> Gate:
+def fit_gate(
+    model_lp: np.ndarray,
+    f: Features,
+    steps: int = 300,
+    start: Gate | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Gate:
     """a, e and w of each predictor that matched anywhere, by gradient ascent (Adam, numeric gradient)
     on the mean log-probability, from `start` (a fine-tuning base's gate) or the defaults; one that
     never matched keeps where it started."""
@@ -101,6 +111,8 @@ def fit_gate(model_lp: np.ndarray, f: Features, steps: int = 300, start: Gate | 
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2
         theta += lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+        if progress:
+            progress(step, steps)
     return gate([round(float(x), 4) for x in theta])
 
 

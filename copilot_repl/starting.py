@@ -26,11 +26,12 @@ def prepare_data(config: TrainConfig, world: distributed.World, emit: Callable[.
     emit("status", message=f"reading corpus {' '.join(config.corpus)}")
     if not world.is_main:
         distributed.barrier(world)
-    corpus = data.gather(config.corpus)
+    corpus = data.gather(config.corpus, lambda files, chars: emit("read", done=files, total=None, chars=chars))
+    emit("read", done=len(corpus.sizes), total=len(corpus.sizes), chars=corpus.split_bytes("train") + corpus.split_bytes("val"))
     assert config.tokenizer and config.block_size, "fill the config first"
     if base is None:
-        emit("status", message=f"tokenizer {config.tokenizer}")
-        tokenizer, tok_dir = data.cached_tokenizer(corpus, tokenizer_class(config.tokenizer), config.vocab_size)
+        learned = lambda done, total: emit("tokenizer", done=done, total=total, name=config.tokenizer)  # noqa: E731
+        tokenizer, tok_dir = data.cached_tokenizer(corpus, tokenizer_class(config.tokenizer), config.vocab_size, learned)
     else:
         tokenizer, tok_dir = base.opened.tokenizer, base.tokenizer_dir
     encoded = lambda done, total: emit("encode", done=done, total=total)  # noqa: E731

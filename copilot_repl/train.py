@@ -157,8 +157,8 @@ class Run:
             config, self.tokenizer.vocab_size, device, self.out_dir, self.state, self.base
         )
         if world.is_main:  # before "start": Ctrl-C here leaves nothing trained to save
-            self.emit("status", message="indexing the training split for retrieval")
-            self.gate_inputs = retrieval_features(self.splits, self.tokenizer)
+            indexed = lambda done, total: self.emit("index", done=done, total=total)  # noqa: E731
+            self.gate_inputs = retrieval_features(self.splits, self.tokenizer, indexed)
         self.loop = loop = Loop(config, model, optimizers, self.splits, self.tokenizer, device, world, step, history)
         self.clock.loop_start = loop.started
         self.steps_per_epoch = max(1, len(self.splits.train) // loop.tokens_per_step)
@@ -224,9 +224,11 @@ class Run:
         loop = self.loop
         files, extra = {"loss.png": loss_png(loop.history)}, {"sizing": self.sized} if self.sized else {}
         if final:  # completions copy from the training split, weighted by a gate fitted on the validation split
-            self.emit("status", message="fitting the retrieval gate")
             start = self.base.opened.meta.get("retrieval") if self.base else None
-            extra["retrieval"], files["index/tokens.npy"] = fit_retrieval(loop.model, self.splits, self.gate_inputs, start)
+            fitted = lambda done, total: self.emit("gate", done=done, total=total)  # noqa: E731
+            extra["retrieval"], files["index/tokens.npy"] = fit_retrieval(
+                loop.model, self.splits, self.gate_inputs, start, fitted
+            )
         if self.base is not None:  # the base's confidence fits its completions; until one is fitted to these
             extra["base"] = self.base.record()
             extra |= {k: self.base.opened.meta[k] for k in ("confidence", "generation") if k in self.base.opened.meta}
