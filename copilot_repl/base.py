@@ -1,7 +1,7 @@
 """The model a fine-tuning run starts from (`train --init-from`). It is found, opened and checked
 against the flags before anything is written, so a bad base costs nothing; the run then keeps the
-base's tokenizer and shape, starts from its weights, replays a little of its training text (what its
-index holds) and indexes the project's files beside the base's."""
+base's tokenizer and shape, starts from its weights, replays its training text (what its index holds)
+in half the windows, and indexes the project's files after the base's text."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from copilot_repl import checkpoint, data
+from copilot_repl.engine import INDEX_DIR
 from copilot_repl.errors import UsageError
 from copilot_repl.retrieval import TOKENS
 
 if TYPE_CHECKING:
     from copilot_repl.recipe import TrainConfig
 
-INDEX_DIR = "index"
 REPLAY_SHARE = 0.5  # of training windows drawn from the base's own text: a quarter forgot twice as much (docs/benchmarks.md)
 REPLAY_PIECE = 2048  # tokens of the base's text per piece replayed: eight windows of the shipped model's
 
@@ -54,7 +54,7 @@ class Base:
         """What checkpoint.json says of the base: enough to find it again and to know it changed."""
         corpus = self.opened.meta.get("corpus", {})
         return {
-            "name": checkpoint.model_name(self.directory) if self.ref == checkpoint.DEFAULT_NAME else self.ref,
+            "name": self.ref,
             "path": str(self.directory.resolve()),
             "fingerprint": self.fingerprint,
             "corpus": {k: corpus[k] for k in ("spec", "fingerprint") if k in corpus},

@@ -16,15 +16,15 @@ from typing import Protocol
 
 import numpy as np
 
-from copilot_repl.confidence import Confidence, confident_part
+from copilot_repl.confidence import Confidence
 from copilot_repl.cursor import Cursor, place
-from copilot_repl.result import Candidate, Result, TokenStats
+from copilot_repl.judging import judge
+from copilot_repl.result import Result
 from copilot_repl.retrieval import MAX_MATCH, CorpusIndex, Gate, buffer_match, is_word, mix
 from copilot_repl.row import Row
 from copilot_repl.sampler import log_softmax, penalize, sample
 from copilot_repl.settings import Sampling
 from copilot_repl.stops import StopRules
-from copilot_repl.syntax import closed, syntax_ok, valid_prefix
 from copilot_repl.tokenizer import EOT, Tokenizer
 from copilot_repl.window import Window, heal, read_window
 
@@ -242,7 +242,9 @@ class Stream:
     def _publish(self, window: Window, rows: list[Row], finished: bool, shown: int, seconds: float) -> Result:
         """The result, judged and ranked, and every listener told it."""
         reasons = [row.reason or ("max tokens" if finished else "interrupted") for row in rows]
-        candidates = self._judge([row.final() for row in rows], reasons, [row.stats for row in rows], shown)
+        candidates = judge(
+            self.request, self.engine.confidence, [row.final() for row in rows], reasons, [row.stats for row in rows], shown
+        )
         if shown and len(candidates[0].text) < shown:
             candidates[0].text = rows[0].text[:shown]  # streamed is shown: it stays
         s = self.request.sampling
@@ -271,46 +273,6 @@ class Stream:
         project = engine.project.match(tail, words) if engine.project is not None else None
         gate = engine.gate
         return mix(logp, [(buffer_match(history, words), gate.buffer), (best, gate.corpus), (project, gate.project)])
-
-    def _judge(self, texts: list[str], reasons: list[str], stats: list[TokenStats], shown: int) -> list[Candidate]:
-        """Each candidate cut back to where it is valid Python (when the prompt is), with its confidence;
-        the best first: valid, then the most confident. Below `min_confidence`, the best is withheld."""
-        req = self.request
-        source = req.context + req.prompt
-        fill = req.suffix is not None
-        prompt_parses = fill or syntax_ok(source)
-        # a completion after code that ends closed must end closed too: not inside a bracket, a string,
-        # or half a statement (a completion after `x = (` may well end inside the bracket)
-        must_close = not fill and closed(source)
-        candidates = [self._candidate(*row, must_close, shown) for row in zip(texts, reasons, stats)]
-        candidates.sort(key=lambda c: (not c.syntax_ok and prompt_parses, -c.confidence))
-        best = candidates[0]
-        if shown or best.stop_reason == "interrupted" or not best.text:  # what was streamed stays
-            return candidates
-        if not best.syntax_ok and (must_close or (prompt_parses and len(candidates) > 1)):
-            best.withheld, best.text, best.stop_reason = best.text, "", "no valid candidate"
-        elif req.sampling.min_confidence:
-            part = confident_part(best.text, best.steps, best.confidence, req.sampling.min_confidence)
-            if part != best.text:
-                reason = "confidence" if part.strip() else "low confidence"
-                best.withheld, best.text, best.stop_reason = best.text[len(part) :], part, reason
-        return candidates
-
-    def _candidate(self, text: str, reason: str, stat: TokenStats, must_close: bool, shown: int) -> Candidate:
-        """One row's text as a candidate: cut back to its longest valid part when it must end closed."""
-        req = self.request
-        source = req.context + req.prompt
-        text = "" if reason == "superseded" else text  # a newer request came: nobody waits for this one
-        valid = closed(source + text) if must_close else syntax_ok(source + text + (req.suffix or ""))
-        if not valid and must_close and reason != "interrupted":
-            one_line = "\n" in req.sampling.stop or req.sampling.stop_mode == "line"  # a suggestion: any valid start helps
-            kept = valid_prefix(source, text, shown, tuple(end for end, _ in stat.steps) if one_line else ())
-            if kept is not None and kept.strip():
-                text, valid = kept, True
-                reason = "stop" if reason in ("max tokens", "repetition") else reason
-        features = stat.features(text, valid, req.prompt)
-        confidence = self.engine.confidence.score(features) if text.strip() else 0.0
-        return Candidate(text, stat.count, stat.mean, valid, reason, confidence, features, "", stat.steps)
 
     def _space_and_word(self) -> np.ndarray:
         """Tokens that are one space and then a word or symbol: how the first line of a body starts once

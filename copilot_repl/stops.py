@@ -41,6 +41,23 @@ def _colon_at_end(text: str) -> int:
     return start + len(code) - 1 if code.endswith(":") else -1
 
 
+def _in_string(source: str, pos: int, quote: str) -> tuple[int, str]:
+    """One step inside a string opened by `quote`: where to read next, and the quote still open ("" once
+    it closed; a one-line string cannot go on past its line, whose newline is then read as code)."""
+    if source[pos] == "\\":
+        return pos + 2, quote
+    if source.startswith(quote, pos):
+        return pos + len(quote), ""
+    if source[pos] == "\n" and len(quote) == 1:
+        return pos, ""
+    return pos + 1, quote
+
+
+def _line_ends(source: str, pos: int, stack: list[str], content: bool) -> bool:
+    """A newline at `pos` ends the logical line: nothing left open, something written, no backslash."""
+    return source[pos] == "\n" and not stack and content and source[pos - 1 : pos] != "\\"
+
+
 def _statement_end(head: str, text: str) -> int | None:
     """Where in `text` the logical line that `head` (the prompt's last line) begins ends: the first
     newline after some content, outside brackets and strings; or a closing bracket of the wrong kind
@@ -48,23 +65,14 @@ def _statement_end(head: str, text: str) -> int | None:
     source, pos, stack, quote = head + text, 0, [], ""
     content = bool(head.strip())
     while pos < len(source):
-        char = source[pos]
+        char, in_text = source[pos], pos >= len(head)
         if quote:
-            if char == "\\":
-                pos += 2
-                continue
-            if source.startswith(quote, pos):
-                pos, quote = pos + len(quote), ""
-                continue
-            if char != "\n" or len(quote) == 3:
-                pos += 1
-                continue
-            quote = ""  # a one-line string cannot go on past its line
-        if char == "#":
-            end = source.find("\n", pos)
-            if end < 0:
+            pos, quote = _in_string(source, pos, quote)
+            continue
+        if char == "#":  # to the end of the line, whose newline is read next
+            pos = source.find("\n", pos)
+            if pos < 0:
                 return None
-            pos = end
             continue
         if char in "\"'":
             quote = source[pos : pos + 3] if source[pos : pos + 3] in ('"""', "'''") else char
@@ -72,15 +80,11 @@ def _statement_end(head: str, text: str) -> int | None:
             continue
         if char in "([{":
             stack.append(char)
-        elif char in ")]}":
-            if stack and stack[-1] == CLOSES[char]:
-                stack.pop()
-            elif stack and pos >= len(head):
-                return pos - len(head)
-        elif char == "\n" and pos >= len(head) and not stack and content and source[pos - 1 : pos] != "\\":
+        elif char in ")]}" and stack and stack[-1] == CLOSES[char]:
+            stack.pop()
+        elif (char in ")]}" and stack or _line_ends(source, pos, stack, content)) and in_text:
             return pos - len(head)
-        elif not char.isspace():
-            content = True
+        content = content or not (char.isspace() or char in "()[]{}")
         pos += 1
     return None
 

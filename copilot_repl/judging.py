@@ -1,0 +1,57 @@
+"""A completion's candidates judged: each cut back to where it is valid Python, scored for confidence,
+ranked (valid first, then the most confident), and the best withheld where it should not be shown."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from copilot_repl.confidence import Confidence, confident_part
+from copilot_repl.result import Candidate, TokenStats
+from copilot_repl.syntax import closed, syntax_ok, valid_prefix
+
+if TYPE_CHECKING:
+    from copilot_repl.generate import Request
+
+
+def judge(
+    req: Request, confidence: Confidence, texts: list[str], reasons: list[str], stats: list[TokenStats], shown: int
+) -> list[Candidate]:
+    """Each candidate cut back to where it is valid Python (when the prompt is), with its confidence;
+    the best first: valid, then the most confident. Below `min_confidence`, the best is withheld."""
+    source = req.context + req.prompt
+    fill = req.suffix is not None
+    prompt_parses = fill or syntax_ok(source)
+    # a completion after code that ends closed must end closed too: not inside a bracket, a string,
+    # or half a statement (a completion after `x = (` may well end inside the bracket)
+    must_close = not fill and closed(source)
+    candidates = [_candidate(req, confidence, *row, must_close, shown) for row in zip(texts, reasons, stats)]
+    candidates.sort(key=lambda c: (not c.syntax_ok and prompt_parses, -c.confidence))
+    best = candidates[0]
+    if shown or best.stop_reason == "interrupted" or not best.text:  # what was streamed stays
+        return candidates
+    if not best.syntax_ok and (must_close or (prompt_parses and len(candidates) > 1)):
+        best.withheld, best.text, best.stop_reason = best.text, "", "no valid candidate"
+    elif req.sampling.min_confidence:
+        part = confident_part(best.text, best.steps, best.confidence, req.sampling.min_confidence)
+        if part != best.text:
+            reason = "confidence" if part.strip() else "low confidence"
+            best.withheld, best.text, best.stop_reason = best.text[len(part) :], part, reason
+    return candidates
+
+
+def _candidate(
+    req: Request, confidence: Confidence, text: str, reason: str, stat: TokenStats, must_close: bool, shown: int
+) -> Candidate:
+    """One row's text as a candidate: cut back to its longest valid part when it must end closed."""
+    source = req.context + req.prompt
+    text = "" if reason == "superseded" else text  # a newer request came: nobody waits for this one
+    valid = closed(source + text) if must_close else syntax_ok(source + text + (req.suffix or ""))
+    if not valid and must_close and reason != "interrupted":
+        one_line = "\n" in req.sampling.stop or req.sampling.stop_mode == "line"  # a suggestion: any valid start helps
+        kept = valid_prefix(source, text, shown, tuple(end for end, _ in stat.steps) if one_line else ())
+        if kept is not None and kept.strip():
+            text, valid = kept, True
+            reason = "stop" if reason in ("max tokens", "repetition") else reason
+    features = stat.features(text, valid, req.prompt)
+    score = confidence.score(features) if text.strip() else 0.0
+    return Candidate(text, stat.count, stat.mean, valid, reason, score, features, "", stat.steps)
