@@ -13,6 +13,7 @@ import torch
 
 from benchmarks.reference import RefGPT
 from copilot_repl import data
+from copilot_repl.batches import batch
 from copilot_repl.evaluate import mean_loss
 from copilot_repl.scoring import bits_per_byte
 from copilot_repl.tokenizer import tokenizer_class
@@ -43,7 +44,7 @@ def reference(budget_s: float, seed: int) -> float:
         lr = 1e-3 * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = (torch.from_numpy(a) for a in data.batch(splits.train, 16, 128, rng))
+        x, y = (torch.from_numpy(a) for a in batch(splits.train, 16, 128, rng))
         model(x, y)[1].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from copilot_repl import data, distributed
+from copilot_repl import distributed
+from copilot_repl.batches import batch
 from copilot_repl.evaluate import mean_loss
 from copilot_repl.model import GPT
 from copilot_repl.recipe import TrainConfig, lr_at, make_optimizers
@@ -53,7 +54,7 @@ class Loop:
 
     def _micro_step(self, last: bool) -> float:
         config = self.config
-        arrays = data.batch(self.splits.train, self.batch_size, self.block_size, self.rng, self.tokenizer, config.fim_rate)
+        arrays = batch(self.splits.train, self.batch_size, self.block_size, self.rng, self.tokenizer, config.fim_rate)
         x, y = (
             torch.from_numpy(a).pin_memory().to(self.device, non_blocking=True) if self.cuda else torch.from_numpy(a)
             for a in arrays
