@@ -1,6 +1,6 @@
 """Fine-tuning on a project no corpus holds: what two minutes of `train --init-from` buy, and what they cost.
 
-The project is an installed package (rich), split by file as training splits any corpus (5% of files,
+The project is an installed package (prompt_toolkit), split by file as training splits any corpus (5% of files,
 by content hash). The run is the real command: `copilot-repl train --init-from default --corpus
 <package> --time 2m`. Side by side on the project's held-out files, for the base and the fine-tuned
 model, each alone, with its own index, and with the project's training files as an `--index`:
@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-PROJECT, OTHER = "rich", "pexpect"
+PROJECT, OTHER = "prompt_toolkit", "pexpect"
 BUDGET = "2m"
 NAME = "bench-fine-tuned"
 

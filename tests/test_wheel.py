@@ -13,7 +13,7 @@ import zipfile
 
 from conftest import CHECKOUT
 
-SHIPPED = ("copilot_repl", "copilot_repl_plugins")
+SHIPPED = {"copilot_repl": "copilot_repl", "plugins": "copilot_repl_plugins"}  # folder -> package installed
 
 
 def test_the_wheel_holds_every_module_and_the_default_model(tmp_path):
@@ -31,11 +31,12 @@ def test_the_wheel_holds_every_module_and_the_default_model(tmp_path):
     (wheel,) = tmp_path.glob("copilot_repl-*.whl")
     packed = set(zipfile.ZipFile(wheel).namelist())
     expected = {
-        path.relative_to(CHECKOUT).as_posix()
-        for package in SHIPPED
-        for path in (CHECKOUT / package).rglob("*")
+        f"{package}/{path.relative_to(CHECKOUT / folder).as_posix()}"
+        for folder, package in SHIPPED.items()
+        for path in (CHECKOUT / folder).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.name != "optimizer.pt"
     }
     assert any(name.startswith("copilot_repl/repl/") for name in expected)
     assert any(name.startswith("copilot_repl/default_model/") for name in expected)
+    assert "copilot_repl_plugins/bpe.py" in expected
     assert sorted(expected - packed) == []
