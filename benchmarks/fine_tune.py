@@ -51,13 +51,16 @@ def split_files(folder: Path) -> tuple[list[Path], list[Path]]:
 
 def fine_tuned(project: Path) -> tuple[Path, dict]:
     """The fine-tuned model (trained by the installed program) and what its run reported."""
-    command = ["copilot-repl", "train", "--init-from", "default", "--corpus", str(project), "--time", BUDGET, "--name", NAME]
+    beside = Path(sys.executable).parent / "copilot-repl"  # the program installed with this Python
+    program = str(beside) if beside.exists() else "copilot-repl"
+    command = [program, "train", "--init-from", "default", "--corpus", str(project), "--time", BUDGET, "--name", NAME]
     began = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # training uses every core, as a user's does
     done = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True, env=env)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     wall = round(time.perf_counter() - began, 1)
-    return Path(report["path"]), {"command": " ".join(command), "wall_s": wall, "steps": report["step"]}
+    shown = " ".join(["copilot-repl", *command[1:]])
+    return Path(report["path"]), {"command": shown, "wall_s": wall, "steps": report["step"]}
 
 
 def bits(model: str, texts: list[str], index: list[Path], sample: int | None = None) -> tuple[float, float]:

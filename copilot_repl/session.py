@@ -53,6 +53,7 @@ def read_config(path: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 SUGGESTION_TOKENS = 32  # a suggestion while typing is one line: this bounds its cost
+BLOCK_SUGGESTION_TOKENS = 64  # after a line that opens a block, the block's body: a few lines
 
 
 @dataclass
@@ -202,17 +203,21 @@ class Session:
         return self._start(prompt, suffix, self.context(), done, self.copyable(), shown_anyway)
 
     def suggestion(self, text: str):
-        """What the REPL shows dim while `text` is typed: one line, greedy, after the session's code, and
-        nothing below the confidence threshold (min_confidence, else serve's default). Not a turn."""
+        """What the REPL shows dim while `text` is typed: one line, or the body of the block its last line
+        opens (to the block's end); greedy, after the session's code, and nothing below the confidence
+        threshold (min_confidence, else serve's default). Not a turn."""
         from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
+        from copilot_repl.cursor import opens_block
         from copilot_repl.generate import Request
 
         base = self.sampling
+        block = opens_block(text.rsplit("\n", 1)[-1])
         sampling = replace(
             base,
             temperature=0.0,
-            max_tokens=SUGGESTION_TOKENS,
-            stop=["\n"],
+            max_tokens=BLOCK_SUGGESTION_TOKENS if block else SUGGESTION_TOKENS,
+            stop=[] if block else ["\n"],
+            stop_mode="block" if block else base.stop_mode,
             n=1,
             min_confidence=base.min_confidence or SERVE_MIN_CONFIDENCE,
         )

@@ -1,6 +1,6 @@
 """Every command README shows, run as written through the installed program: an example that fails,
 or prints nothing, fails here. The commands that run until stopped (the REPL, `serve`) or for minutes
-(`train --time 10m`) are left to their own tests, and named here so that a new one is not skipped unseen."""
+(`train --time 10m`, fine-tuning for 2m) are left to their own tests, and named here so that a new one is not skipped unseen."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ LEFT_TO_THEIR_OWN_TESTS = {
     "copilot-repl": "test_repl_e2e.py",
     "copilot-repl serve": "test_server.py",
     "copilot-repl train --corpus stdlib --time 10m --name mine": "test_cli.py::test_train_then_eval_through_the_cli",
+    "copilot-repl train --init-from default --corpus ~/myproject --time 2m --name mine": "test_fine_tune.py",
 }
 
 

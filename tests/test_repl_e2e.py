@@ -211,3 +211,28 @@ def test_a_suggestion_shows_while_typing_and_right_takes_it(tmp_path):
     child.expect(">>> ")
     command(child, ":context", "result = compute_checksum_of")  # the line as taken is the session's code
     child.terminate(force=True)
+
+
+def test_a_block_suggestion_shows_its_lines_under_the_input_and_tab_takes_them(tmp_path):
+    """Under a real terminal, at a lowered threshold: after `def is_even(n):` (defined earlier in the
+    session), the body is drawn on the line under the input; Tab takes it and Enter submits both lines."""
+    import pyte
+
+    child = spawn_repl("--no-history", env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(30, 100))
+    screen, stream = pyte.Screen(100, 30), pyte.Stream()
+    stream.attach(screen)
+    child.expect(">>> ")
+    command(child, ":set min_confidence 0.05", "min_confidence = 0.05")
+    complete(child, "def is_even(n):\x1b\rreturn n % 2 == 0")
+    child.send("def is_even(n):")
+    child.expect("return n % 2 == 0")  # drawn with no key pressed
+    stream.feed(child.before + child.after)
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    typed = max(i for i, line in enumerate(lines) if line.endswith("def is_even(n):"))
+    assert lines[typed + 1].endswith("    return n % 2 == 0"), lines  # under the input, indented as the body
+    child.send("\t\r")
+    child.expect(STATS)
+    child.expect(">>> ")
+    shown = command(child, ":context", r"return n % 2 == 0[\s\S]*return n % 2 == 0")
+    assert shown.count("def is_even(n):") == 2
+    child.terminate(force=True)

@@ -6,11 +6,14 @@ import threading
 
 import pytest
 from prompt_toolkit.application import create_app_session
+from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from copilot_repl.repl.app import build_prompt_session
 from copilot_repl.repl.history import history_path
+from copilot_repl.repl.suggest import ModelSuggest
 from copilot_repl.session import Session
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
@@ -147,15 +150,29 @@ def test_a_suggestion_appears_while_typing_and_a_key_takes_it(key):
     assert entered == "result = compute_chec" + suggested
 
 
+def test_after_a_line_that_opens_a_block_the_suggestion_is_its_body_and_tab_takes_every_line():
+    """Mechanics at a lowered threshold (the threshold's own test is below): the body of a definition
+    typed earlier is suggested as lines under the input, and Tab takes all of them."""
+    from copilot_repl.repl.suggest import BlockSuggestion, rest_lines
+
+    session = Session()
+    session.model()
+    session.set("min_confidence", "0.05")
+    session.file_context = "def is_even(n):\n    return n % 2 == 0\n\n\n"
+    buffer = Buffer()
+    buffer.document = Document("def is_even(n):")
+    suggestion = ModelSuggest(session, pause=0).get_suggestion(buffer, buffer.document)
+    assert isinstance(suggestion, BlockSuggestion) and suggestion.text == ""
+    assert suggestion.rest == "    return n % 2 == 0"
+    assert [text for _, text in rest_lines(suggestion, "... ")] == ["... ", "    return n % 2 == 0"]
+    entered, _ = type_then_take(session, "def is_even(n):", "\t")
+    assert entered == "def is_even(n):\n    return n % 2 == 0"
+
+
 def test_no_suggestion_when_turned_off_or_below_the_threshold():
     session = Session()
     session.model()
     session.file_context = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
-    from prompt_toolkit.buffer import Buffer
-    from prompt_toolkit.document import Document
-
-    from copilot_repl.repl.suggest import ModelSuggest
-
     buffer = Buffer()
     buffer.document = Document("result = compute_chec")
     suggest = ModelSuggest(session, pause=0)

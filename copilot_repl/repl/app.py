@@ -10,6 +10,8 @@ import time
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import ThreadedAutoSuggest
+from prompt_toolkit.filters import Condition, is_done
+from prompt_toolkit.layout import ConditionalContainer, FormattedTextControl, Window
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
@@ -22,7 +24,7 @@ from copilot_repl.repl.history import make_history
 from copilot_repl.repl.keys import key_bindings
 from copilot_repl.repl.lexer import InputLexer
 from copilot_repl.repl.render import DIM, RESET, StreamPrinter, stats_line, typeahead_kept
-from copilot_repl.repl.suggest import ModelSuggest
+from copilot_repl.repl.suggest import ModelSuggest, rest_lines
 from copilot_repl.wording import plural
 
 PROMPT, CONTINUATION = ">>> ", "... "
@@ -183,7 +185,7 @@ def _cursor_to_end_of_input(text: str) -> bool:
 
 def build_prompt_session(session, history: bool = True, **io) -> PromptSession:
     """The prompt_toolkit session with our lexer, completer, keys and history (`io`: input/output for tests)."""
-    return PromptSession(
+    prompt: PromptSession[str] = PromptSession(
         lexer=InputLexer(),
         completer=ReplCompleter(_paras_names(session)),
         history=make_history(history),
@@ -196,6 +198,11 @@ def build_prompt_session(session, history: bool = True, **io) -> PromptSession:
         refresh_interval=0.5,
         **io,
     )
+    # A block suggestion's lines after the cursor's line: in a window right under the input (see suggest.py)
+    below_input = Window(FormattedTextControl(lambda: rest_lines(prompt.default_buffer.suggestion, CONTINUATION)))
+    has_rest = Condition(lambda: bool(getattr(prompt.default_buffer.suggestion, "rest", "")))
+    prompt.layout.container.children.insert(1, ConditionalContainer(below_input, filter=has_rest & ~is_done))  # type: ignore[attr-defined]
+    return prompt
 
 
 class Interrupts:

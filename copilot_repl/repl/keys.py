@@ -1,5 +1,5 @@
 """Key bindings: Enter submits, Esc-Enter / Ctrl-J add a line, Ctrl-C clears or interrupts; Tab, Right or
-Ctrl-E take a suggestion, Ctrl-Right or Alt-F a word of it, Esc dismisses it."""
+Ctrl-E take a suggestion (all its lines), Ctrl-Right or Alt-F a word of it, Esc dismisses it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.key_binding import KeyBindings
 
 from copilot_repl.fim import FILL_MARKER
+from copilot_repl.repl.suggest import suggested_text
 
 
 def _newline_keeping_indent(buffer) -> None:
@@ -50,16 +51,18 @@ def key_bindings() -> KeyBindings:
         from prompt_toolkit.application import get_app
 
         buffer = get_app().current_buffer
-        return buffer.suggestion is not None and bool(buffer.suggestion.text) and buffer.document.is_cursor_at_the_end
+        return bool(suggested_text(buffer.suggestion)) and buffer.document.is_cursor_at_the_end
 
-    @kb.add("tab", filter=typing & suggested)  # Right and Ctrl-E take it too (prompt_toolkit's own keys)
+    @kb.add("tab", filter=typing & suggested)
+    @kb.add("right", filter=typing & suggested)  # over prompt_toolkit's own, which takes the cursor's line only
+    @kb.add("c-e", filter=typing & suggested)
     def _(event):
-        event.current_buffer.insert_text(event.current_buffer.suggestion.text)
+        event.current_buffer.insert_text(suggested_text(event.current_buffer.suggestion))
 
     @kb.add("c-right", filter=typing & suggested)  # a word of it, as Alt-F does
     def _(event):
         buffer = event.current_buffer
-        words = re.findall(r"\W*\w+|\W+", buffer.suggestion.text)
+        words = re.findall(r"\W*\w+|\W+", suggested_text(buffer.suggestion))
         buffer.insert_text(words[0])
 
     @kb.add("escape", filter=typing & suggested)

@@ -3,13 +3,52 @@
 prompt_toolkit asks for a suggestion after each key, in a thread (`ThreadedAutoSuggest`), and drops
 one whose text changed meanwhile; a keystroke never waits for it. Here the model is asked only after
 a pause in typing, only when it is loaded and free (an Enter completion has it otherwise), and what
-comes back is shown only above the confidence threshold. Command lines get the history's suggestion."""
+comes back is shown only above the confidence threshold. Command lines get the history's suggestion.
+
+After a line that opens a block the suggestion is the block's body, several lines. prompt_toolkit
+draws a suggestion on the cursor's line only, so a `BlockSuggestion` keeps its first line there and its
+other lines in `rest`, which `rest_lines` draws under the input, dim, where they would go."""
 
 from __future__ import annotations
 
 import time
 
 from prompt_toolkit.auto_suggest import AutoSuggest, AutoSuggestFromHistory, Suggestion
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+
+
+class BlockSuggestion(Suggestion):
+    """A suggestion of several lines: `text` ends the cursor's line, `rest` is the lines after it."""
+
+    def __init__(self, text: str, rest: str):
+        super().__init__(text)
+        self.rest = rest
+
+
+def suggested_text(suggestion: Suggestion | None) -> str:
+    """All of a suggestion, as taking it inserts it."""
+    if suggestion is None:
+        return ""
+    rest = getattr(suggestion, "rest", "")
+    return suggestion.text + ("\n" + rest if rest else "")
+
+
+def suggestion_of(text: str) -> Suggestion | None:
+    if not text.strip():
+        return None
+    first, _, rest = text.partition("\n")
+    return BlockSuggestion(first, rest) if rest.strip() else Suggestion(first) if first.strip() else None
+
+
+def rest_lines(suggestion: Suggestion | None, continuation: str) -> StyleAndTextTuples:
+    """The lines of a block suggestion after the cursor's line, each behind the continuation prompt."""
+    rest = getattr(suggestion, "rest", "")
+    fragments: StyleAndTextTuples = []
+    for i, line in enumerate(rest.split("\n") if rest else []):
+        fragments += [("", "\n")] if i else []
+        fragments += [("class:continuation", continuation), ("class:auto-suggestion", line)]
+    return fragments
+
 
 PAUSE = 0.12  # seconds without a key before the model is asked: a fast typist's keys come closer
 
@@ -35,4 +74,4 @@ class ModelSuggest(AutoSuggest):
             suggested = session.suggestion(text).finish().text
         finally:
             session.busy.release()
-        return Suggestion(suggested) if suggested.strip() and "\n" not in suggested else None
+        return suggestion_of(suggested)
