@@ -13,7 +13,8 @@ from copilot_repl.progress import PHASES, rich_progress
 from copilot_repl.train import TrainConfig, train
 
 
-def test_every_phase_reports_its_progress_to_its_end_and_the_terminal_shows_one_bar_each(corpus_dir):
+def test_every_phase_reports_its_progress_to_its_end_and_the_terminal_shows_one_bar_each(corpus_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COPILOT_REPL_CACHE", str(tmp_path))  # a tokenizer and tokens cached by another test: no such phases
     events: list[tuple[str, dict]] = []
     config = TrainConfig(corpus=[str(corpus_dir)], tokenizer="bpe", vocab_size=300, name="phases", **{**TINY, "steps": 5})
     train(config, [lambda event, info: events.append((event, info))])
