@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from copilot_repl import checkpoint, data
-from copilot_repl.engine import load_engine
-from copilot_repl.generate import Engine, Request
-from copilot_repl.retrieval import Gate
-from copilot_repl.settings import Sampling
-from copilot_repl.syntax import syntax_ok
+from copilot_repl.completion.engine import load_engine
+from copilot_repl.completion.generate import Engine, Request
+from copilot_repl.completion.retrieval import Gate
+from copilot_repl.completion.settings import Sampling
+from copilot_repl.completion.syntax import syntax_ok
 
 UNSEEN = "rich"  # a package installed with copilot-repl and in no training corpus
 EVERYDAY = [

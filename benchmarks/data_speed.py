@@ -7,7 +7,7 @@ import time
 
 from copilot_repl import data
 from copilot_repl.tokenizer import tokenizer_class
-from copilot_repl.train import TrainConfig, train
+from copilot_repl.training.train import TrainConfig, train
 
 
 def encode_speed(tokenizers=("char", "bpe", "tiktoken")) -> dict:

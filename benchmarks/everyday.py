@@ -13,7 +13,7 @@ import sys
 import tempfile
 from dataclasses import replace
 
-from copilot_repl.settings import Sampling
+from copilot_repl.completion.settings import Sampling
 
 CASES: list[tuple[str, str]] = [
     ("def is_prime(n):", "assert is_prime(7) and not is_prime(8) and not is_prime(1) and is_prime(2)"),
@@ -74,7 +74,7 @@ def passes(source: str, test: str, timeout: float = 5.0) -> bool:
 
 
 def everyday(model: str | None = None, samples: int = 5) -> dict:
-    from copilot_repl.session import Session
+    from copilot_repl.completion.session import Session
 
     session = Session(model_ref=model, chat=False)
     session.model()

@@ -65,8 +65,8 @@ def fine_tuned(project: Path) -> tuple[Path, dict]:
 
 def bits(model: str, texts: list[str], index: list[Path], sample: int | None = None) -> tuple[float, float]:
     """(model alone, with retrieval) bits/byte of `texts`, the project's files given as --index or not."""
-    from copilot_repl.scoring import score_texts
-    from copilot_repl.session import Session
+    from copilot_repl.completion.scoring import score_texts
+    from copilot_repl.completion.session import Session
 
     session = Session(model_ref=model, index_paths=[str(p) for p in index])
     session.model()
@@ -77,8 +77,8 @@ def bits(model: str, texts: list[str], index: list[Path], sample: int | None = N
 def typed(job: tuple[str, list[str], list[Path], int | None]) -> dict:
     """Keystrokes saved typing `texts` (each cut to `chars`) with serve's suggestions from `model`."""
     from benchmarks.keystrokes import Tally, server_suggester, simulate
-    from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
-    from copilot_repl.session import Session
+    from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
+    from copilot_repl.completion.session import Session
 
     model, texts, index, chars = job
     session = Session(model_ref=model, index_paths=[str(p) for p in index])

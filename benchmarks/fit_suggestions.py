@@ -36,13 +36,13 @@ def definitions(text: str) -> list[str]:
 
 
 def fit_gate(directory: Path) -> dict:
-    from copilot_repl.engine import load_engine
-    from copilot_repl.retrieval import word_table
-    from copilot_repl.scoring import Features, bits_per_byte, fit_gate, mixed_logprobs, model_logprobs
+    from copilot_repl.completion.engine import load_engine
+    from copilot_repl.completion.retrieval import word_table
+    from copilot_repl.completion.scoring import Features, bits_per_byte, fit_gate, mixed_logprobs, model_logprobs
 
     engine, opened = load_engine(directory)
     tok = opened.tokenizer
-    from copilot_repl.session import Session
+    from copilot_repl.completion.session import Session
 
     typed, others = package_files(*FIT_PACKAGE)
     project = Session._user_index(engine, [str(p) for p in others])[0]  # the package's other files, as --index
@@ -67,7 +67,7 @@ def fit_gate(directory: Path) -> dict:
 
 
 def fit_confidence(directory: Path) -> dict:
-    from copilot_repl.confidence import Confidence
+    from copilot_repl.completion.confidence import Confidence
 
     with ProcessPoolExecutor(2) as pool:  # with and without the package's other files as an --index
         tallies = list(pool.map(_typed, [(column, str(directory)) for column in ("model", "model+index")]))

@@ -110,7 +110,7 @@ def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0) -> Tally:
 def at_confidence(shown: Shown | None, min_confidence: float) -> Shown | None:
     """What serve shows at `min_confidence`: nothing below it, else the part the model is that sure of
     (the same rule as the runner's, applied here so that one pass serves every threshold)."""
-    from copilot_repl.confidence import confident_part
+    from copilot_repl.completion.confidence import confident_part
 
     if shown is None or not min_confidence or not shown.steps:
         return shown
@@ -177,7 +177,7 @@ def run(
 ) -> dict[float, Tally]:
     """One column (`history`, `model`, or `model+index`: the package's other files indexed), a tally per
     min_confidence threshold."""
-    from copilot_repl.session import Session
+    from copilot_repl.completion.session import Session
 
     typed, others = package_files(*package)
     if column == "history":
@@ -199,7 +199,7 @@ SWEEP = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 def keystrokes(chars: int | None = None, thresholds: tuple[float, ...] = SWEEP) -> dict:
     """Every column side by side on the test package: history, and the model with and without the
     package's other files as an index, at each min_confidence (serve's default among them)."""
-    from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
+    from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
 
     thresholds = tuple(sorted({*thresholds, SERVE_MIN_CONFIDENCE}))
     result: dict = {"package": TEST_PACKAGE[0], "files": len(TEST_PACKAGE[1]), "serve_min_confidence": SERVE_MIN_CONFIDENCE}

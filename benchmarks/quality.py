@@ -13,11 +13,11 @@ import torch
 
 from benchmarks.reference import RefGPT
 from copilot_repl import data
-from copilot_repl.batches import batch
-from copilot_repl.evaluate import mean_loss
-from copilot_repl.scoring import bits_per_byte
+from copilot_repl.completion.scoring import bits_per_byte
 from copilot_repl.tokenizer import tokenizer_class
-from copilot_repl.train import TrainConfig, train
+from copilot_repl.training.batches import batch
+from copilot_repl.training.evaluate import mean_loss
+from copilot_repl.training.train import TrainConfig, train
 
 
 def xz_bits_per_byte(texts: list[str]) -> float:

@@ -16,8 +16,8 @@ def latency(positions: int = 300) -> dict:
     from prompt_toolkit.document import Document
 
     from benchmarks.keystrokes import TEST_PACKAGE, package_files
+    from copilot_repl.completion.session import Session
     from copilot_repl.repl.suggest import PAUSE, ModelSuggest
-    from copilot_repl.session import Session
 
     session = Session()
     session.model()

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 from benchmarks.reference import RefGPT
+from copilot_repl.completion.runtime_numpy import NumpyGPT
 from copilot_repl.model import GPT, GPTConfig, KVCache
-from copilot_repl.runtime_numpy import NumpyGPT
 
 SHAPE = dict(vocab_size=256, block_size=128, layers=6, heads=4, dim=256)  # the peer shape: characters
 BATCH = 16

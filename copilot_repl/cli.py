@@ -13,8 +13,8 @@ import sys
 import time
 
 from copilot_repl import __version__
+from copilot_repl.completion.settings import SETTINGS, parse_setting
 from copilot_repl.errors import CopilotReplError, UsageError, one_line
-from copilot_repl.settings import SETTINGS, parse_setting
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
 STARTED = time.perf_counter()  # as early as the console script gets: `train --time` budgets from here
@@ -109,7 +109,7 @@ def once(session, prompt: str, json_mode: bool, suffix: str | None = None) -> No
 
 
 def _main(argv: list[str]) -> int:
-    from copilot_repl.session import Session, config_path, read_config
+    from copilot_repl.completion.session import Session, config_path, read_config
 
     parser = build_parser()
     global_argv, name, command_argv = split_command(argv, parser)

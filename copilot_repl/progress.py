@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from copilot_repl.plot import terminal_curve
+from copilot_repl.training.plot import terminal_curve
 from copilot_repl.wording import plural
 
 

@@ -19,10 +19,10 @@ import re
 from typing import Any
 
 from copilot_repl import __version__
+from copilot_repl.completion.generate import Request
+from copilot_repl.completion.result import Candidate, Result
+from copilot_repl.completion.settings import MAX_TOKENS_LIMIT, SETTINGS, Sampling
 from copilot_repl.errors import UsageError
-from copilot_repl.generate import Request
-from copilot_repl.result import Candidate, Result
-from copilot_repl.settings import MAX_TOKENS_LIMIT, SETTINGS, Sampling
 
 MAX_STOPS = 4
 

@@ -23,7 +23,8 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from copilot_repl.generate import Request
+from copilot_repl.completion.generate import Request
+from copilot_repl.completion.result import Result
 from copilot_repl.protocols import (
     BadRequest,
     infill_body,
@@ -35,7 +36,6 @@ from copilot_repl.protocols import (
     tabby_body,
     tabby_health,
 )
-from copilot_repl.result import Result
 
 MAX_BODY = 1 << 20  # bytes
 

@@ -46,7 +46,7 @@ TINY = dict(layers=1, heads=2, dim=32, block_size=64, batch_size=8, eval_every=1
 
 
 def train_tiny(corpus: Path, name: str, tokenizer: str = "char", **overrides):
-    from copilot_repl.train import TrainConfig, train
+    from copilot_repl.training.train import TrainConfig, train
 
     config = TrainConfig(corpus=[str(corpus)], tokenizer=tokenizer, name=name, **{"steps": 40, **TINY, **overrides})
     return train(config)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from copilot_repl.distributed import world_from_env
-from copilot_repl.train import TrainConfig, train
+from copilot_repl.training.distributed import world_from_env
+from copilot_repl.training.train import TrainConfig, train
 
 corpus, out = sys.argv[1], Path(sys.argv[2])
 config = TrainConfig(

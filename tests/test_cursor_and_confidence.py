@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot_repl.confidence import FEATURES, Confidence
-from copilot_repl.cursor import Cursor, place
-from copilot_repl.retrieval import Gate, Match, log_odds, mix
+from copilot_repl.completion.confidence import FEATURES, Confidence
+from copilot_repl.completion.cursor import Cursor, place
+from copilot_repl.completion.retrieval import Gate, Match, log_odds, mix
 
 
 def test_a_block_opener_starts_the_body_one_level_deeper():

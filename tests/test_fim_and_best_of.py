@@ -7,11 +7,11 @@ import pytest
 
 from conftest import STDLIB, run_cli, session_dirs, train_tiny
 from copilot_repl import checkpoint
-from copilot_repl.engine import load_engine
-from copilot_repl.fim import fim_window, infill_prompt
-from copilot_repl.generate import Request
-from copilot_repl.settings import Sampling
-from copilot_repl.syntax import syntax_ok
+from copilot_repl.completion.engine import load_engine
+from copilot_repl.completion.fim import fim_window, infill_prompt
+from copilot_repl.completion.generate import Request
+from copilot_repl.completion.settings import Sampling
+from copilot_repl.completion.syntax import syntax_ok
 from copilot_repl.tokenizer import EOT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, tokenizer_class
 
 TEXT = (STDLIB / "bisect.py").read_text()

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import TINY, run_cli
 from copilot_repl import checkpoint
-from copilot_repl.base import REPLAY_SHARE, open_base, weights_fingerprint
-from copilot_repl.recipe import FINE_TUNE_LR
-from copilot_repl.train import TrainConfig, train
+from copilot_repl.training.base import REPLAY_SHARE, open_base, weights_fingerprint
+from copilot_repl.training.recipe import FINE_TUNE_LR
+from copilot_repl.training.train import TrainConfig, train
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 PROJECT_MODULES = ["string.py", "copy.py", "calendar.py", "locale.py", "token.py", "reprlib.py"]

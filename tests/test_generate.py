@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_repl.engine import load_engine
-from copilot_repl.generate import Engine, Request, Stream
-from copilot_repl.runtime_numpy import NumpyGPT
-from copilot_repl.settings import Sampling
-from copilot_repl.window import heal
+from copilot_repl.completion.engine import load_engine
+from copilot_repl.completion.generate import Engine, Request, Stream
+from copilot_repl.completion.runtime_numpy import NumpyGPT
+from copilot_repl.completion.settings import Sampling
+from copilot_repl.completion.window import heal
 
 
 class Done:
@@ -115,7 +115,7 @@ def test_an_identifier_typed_earlier_in_the_session_is_completed():
 
 
 def test_more_continues_the_last_turn_without_changing_its_published_result(tiny_model):
-    from copilot_repl.session import Session
+    from copilot_repl.completion.session import Session
 
     session = Session(model_ref=str(tiny_model))
     session.set("max_tokens", "5")

@@ -11,7 +11,7 @@ from conftest import TINY, train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.errors import CheckpointError
 from copilot_repl.model import GPT, GPTConfig, KVCache
-from copilot_repl.train import TrainConfig, train
+from copilot_repl.training.train import TrainConfig, train
 
 
 def small_model(seed: int = 0) -> GPT:
@@ -133,7 +133,7 @@ def test_compiled_training_step_trains_and_saves_plain_weights(corpus_dir):
 
 
 def test_a_short_run_reaches_its_learning_rate():
-    from copilot_repl.recipe import TrainConfig, lr_at
+    from copilot_repl.training.recipe import TrainConfig, lr_at
 
     config = TrainConfig(warmup=100).filled()
     assert lr_at(config, 0, 0.0) < config.lr / 50  # a long run warms up over its first 100 steps

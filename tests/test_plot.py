@@ -3,7 +3,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from copilot_repl.plot import loss_png, terminal_curve
+from copilot_repl.training.plot import loss_png, terminal_curve
 
 HISTORY = [
     {"step": s, "loss": 8.0 / (1 + s / 50), **({"val_bpb": 3.0 - s / 200} if s % 100 == 0 else {})} for s in range(10, 410, 10)

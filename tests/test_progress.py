@@ -10,7 +10,7 @@ from rich.console import Console
 
 from conftest import TINY
 from copilot_repl.progress import PHASES, rich_progress
-from copilot_repl.train import TrainConfig, train
+from copilot_repl.training.train import TrainConfig, train
 
 
 def test_every_phase_reports_its_progress_to_its_end_and_the_terminal_shows_one_bar_each(corpus_dir, tmp_path, monkeypatch):

@@ -11,10 +11,10 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from copilot_repl.completion.session import Session
 from copilot_repl.repl.app import build_prompt_session
 from copilot_repl.repl.history import history_path
 from copilot_repl.repl.suggest import ModelSuggest
-from copilot_repl.session import Session
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 

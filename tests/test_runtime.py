@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from conftest import run_cli, spawn_repl
 from copilot_repl import checkpoint
-from copilot_repl.generate import Engine, Request
+from copilot_repl.completion.generate import Engine, Request
+from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, suffix_array
+from copilot_repl.completion.runtime_numpy import NumpyGPT
+from copilot_repl.completion.runtime_torch import TorchRuntime
+from copilot_repl.completion.settings import Sampling
 from copilot_repl.model import GPT, GPTConfig
-from copilot_repl.retrieval import MAX_MATCH, CorpusIndex, suffix_array
-from copilot_repl.runtime_numpy import NumpyGPT
-from copilot_repl.runtime_torch import TorchRuntime
-from copilot_repl.settings import Sampling
 
 NO_TORCH = {"PYTHONPATH": str(Path(__file__).parent / "no_torch")}
 

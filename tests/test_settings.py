@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from copilot_repl.completion.settings import SETTINGS, Sampling, apply, parse_setting
 from copilot_repl.errors import UsageError
-from copilot_repl.settings import SETTINGS, Sampling, apply, parse_setting
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ from dataclasses import asdict
 import pytest
 
 from conftest import TINY
-from copilot_repl import checkpoint, data, sizing
+from copilot_repl import checkpoint, data
 from copilot_repl.tokenizer import tokenizer_class
-from copilot_repl.train import TrainConfig, train
+from copilot_repl.training import sizing
+from copilot_repl.training.train import TrainConfig, train
 
 # Two tiny shapes with made-up curves: "narrow" is better below a million tokens, "wide" above.
 NARROW = sizing.Shape("narrow", 1, 2, 16, 4, ((1e4, 2.0), (1e6, 1.5)))

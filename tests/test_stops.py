@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_repl.stops import StopRules, repetition_cut
+from copilot_repl.completion.stops import StopRules, repetition_cut
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from conftest import run_cli
-from copilot_repl.cursor import indent_of
-from copilot_repl.result import Candidate, Result
-from copilot_repl.session import Turn
-from copilot_repl.syntax import closed
+from copilot_repl.completion.cursor import indent_of
+from copilot_repl.completion.result import Candidate, Result
+from copilot_repl.completion.session import Turn
+from copilot_repl.completion.syntax import closed
 
 
 def once(*args: str, stdin: str | None = None) -> dict:

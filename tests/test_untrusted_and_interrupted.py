@@ -16,7 +16,7 @@ import torch
 from conftest import CLI, OUTSIDE, TINY_CLI, train_tiny
 from copilot_repl import checkpoint
 from copilot_repl.errors import CheckpointError
-from copilot_repl.recipe import SCRATCH_LR
+from copilot_repl.training.recipe import SCRATCH_LR
 
 
 class Payload:

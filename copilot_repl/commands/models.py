@@ -7,8 +7,8 @@ import json
 import re
 
 from copilot_repl.commands.registry import Output, command
+from copilot_repl.completion.session import Session
 from copilot_repl.errors import CheckpointError, UsageError
-from copilot_repl.session import Session
 from copilot_repl.wording import plural
 
 
@@ -37,8 +37,8 @@ def _positive(kind):
 def _train_args(p: argparse.ArgumentParser) -> None:
     """Flags for every TrainConfig field; their defaults are TrainConfig's, the measured recipe."""
     from copilot_repl.devices import DEVICES
-    from copilot_repl.recipe import FINE_TUNE_LR, OPTIMIZERS, SCRATCH_LR, TrainConfig
-    from copilot_repl.sizing import DEFAULT, SHAPES
+    from copilot_repl.training.recipe import FINE_TUNE_LR, OPTIMIZERS, SCRATCH_LR, TrainConfig
+    from copilot_repl.training.sizing import DEFAULT, SHAPES
 
     d = TrainConfig()
     corpus_help = "files, folders, stdlib, site, datasets; SOURCE:N weighs a source N times"
@@ -88,8 +88,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     replaces_model=True,
 )
 def train_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    from copilot_repl.distributed import world_from_env
-    from copilot_repl.train import TrainConfig, train
+    from copilot_repl.training.distributed import world_from_env
+    from copilot_repl.training.train import TrainConfig, train
 
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
@@ -126,7 +126,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 @command("eval", "bits per byte on files, or on the held-out split: the model alone, and mixed with retrieval", _eval_args)
 def eval_command(session: Session, args: argparse.Namespace, out: Output) -> None:
     from copilot_repl import data
-    from copilot_repl.scoring import score_texts
+    from copilot_repl.completion.scoring import score_texts
 
     if args.model:
         session.load(args.model)
@@ -186,9 +186,9 @@ def _scored_base(record: dict | None, engine, texts: list[str], sample: int | No
     changed. None for a model trained from scratch."""
     from pathlib import Path
 
-    from copilot_repl.base import weights_fingerprint
-    from copilot_repl.engine import load_engine
-    from copilot_repl.scoring import score_texts
+    from copilot_repl.completion.engine import load_engine
+    from copilot_repl.completion.scoring import score_texts
+    from copilot_repl.training.base import weights_fingerprint
 
     if not record:
         return None

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from copilot_repl.errors import UsageError
 
 if TYPE_CHECKING:
-    from copilot_repl.generate import Stream
-    from copilot_repl.session import Session, Turn
+    from copilot_repl.completion.generate import Stream
+    from copilot_repl.completion.session import Session, Turn
 
 
 class Output(Protocol):

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from copilot_repl.commands.registry import Output, command
-from copilot_repl.session import Session
+from copilot_repl.completion.session import Session
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 @command("serve", "serve completions over an OpenAI-compatible HTTP API (/v1/completions)", _serve_args, shell_only=True)
 def serve_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
+    from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
     from copilot_repl.errors import UsageError
     from copilot_repl.server import serve
 

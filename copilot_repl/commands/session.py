@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from copilot_repl.commands.registry import COMMANDS, Output, Quit, SessionOutput, command
+from copilot_repl.completion.session import Session
 from copilot_repl.errors import UsageError
-from copilot_repl.session import Session
 
 
 # -- the session: help, quit, settings, models ---------------------------------------------------------
@@ -53,7 +53,7 @@ def _set_args(p: argparse.ArgumentParser) -> None:
     needs_model=False,
 )
 def set_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    from copilot_repl.settings import SETTINGS
+    from copilot_repl.completion.settings import SETTINGS
 
     if args.name is None:
         sampling = session.sampling

@@ -6,7 +6,7 @@ from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from copilot_repl.commands import COMMANDS, Command
-from copilot_repl.settings import SETTINGS
+from copilot_repl.completion.settings import SETTINGS
 
 SETTING_HINTS = {
     "temperature": ["0", "0.2", "0.7", "1.0"],

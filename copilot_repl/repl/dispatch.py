@@ -5,7 +5,7 @@ output does (`SessionOutput.prepare`, `shows_low_confidence`)."""
 from __future__ import annotations
 
 from copilot_repl.commands import COMMANDS, SessionOutput, run_command, split_line
-from copilot_repl.fim import FILL_MARKER
+from copilot_repl.completion.fim import FILL_MARKER
 
 
 def handle(session, text: str, out: SessionOutput) -> None:

@@ -8,7 +8,7 @@ import re
 from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.key_binding import KeyBindings
 
-from copilot_repl.fim import FILL_MARKER
+from copilot_repl.completion.fim import FILL_MARKER
 from copilot_repl.repl.suggest import suggested_text
 
 

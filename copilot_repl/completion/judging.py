@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from copilot_repl.confidence import Confidence, confident_part
-from copilot_repl.result import Candidate, TokenStats
-from copilot_repl.syntax import closed, syntax_ok, valid_prefix
+from copilot_repl.completion.confidence import Confidence, confident_part
+from copilot_repl.completion.result import Candidate, TokenStats
+from copilot_repl.completion.syntax import closed, syntax_ok, valid_prefix
 
 if TYPE_CHECKING:
-    from copilot_repl.generate import Request
+    from copilot_repl.completion.generate import Request
 
 
 def judge(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from copilot_repl.cursor import Cursor
-from copilot_repl.fim import infill_prompt
+from copilot_repl.completion.cursor import Cursor
+from copilot_repl.completion.fim import infill_prompt
 from copilot_repl.tokenizer import Tokenizer
 
 HEAL_TOKENS = 3  # at most this many tokens of an unfinished word are taken back and written again

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from copilot_repl.result import TokenStats
-from copilot_repl.stops import StopRules
+from copilot_repl.completion.result import TokenStats
+from copilot_repl.completion.stops import StopRules
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from copilot_repl.cursor import indent_of, opens_block
+from copilot_repl.completion.cursor import indent_of, opens_block
 
 TRAILING_BLANK = re.compile(r"\n\s*\Z")
 PHRASE_LOOP = re.compile(r"(\w.{1,39}?|.\w.{0,38}?)\1{2,}")  # one short phrase, three times in a row

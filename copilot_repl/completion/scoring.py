@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from copilot_repl.retrieval import MAX_MATCH, CorpusIndex, Gate, Match, buffer_match
-from copilot_repl.sampler import log_softmax
+from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, Gate, Match, buffer_match
+from copilot_repl.completion.sampler import log_softmax
 
 BUFFER_LIMIT = 4096  # tokens of the same file the buffer cache looks back over when scoring
 
@@ -140,8 +140,8 @@ class Score:
 def score_texts(engine, texts: list[str], sample: int | None = None) -> Score:
     """Bits per byte of `texts`, each read from the start of a file (after end-of-text), by the
     engine's model alone and mixed with what it may copy from; `sample` scores an even sample."""
+    from copilot_repl.completion.retrieval import word_table
     from copilot_repl.data import encode_docs
-    from copilot_repl.retrieval import word_table
 
     eot = engine.tokenizer.eot_id
     tokens = np.concatenate([[eot], encode_docs(engine.tokenizer, texts, "int64")])

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from copilot_repl.completion.settings import SETTINGS, Sampling, parse_setting
 from copilot_repl.errors import CorpusError, UsageError
-from copilot_repl.settings import SETTINGS, Sampling, parse_setting
 from copilot_repl.wording import plural
 
 LAYERS = ("built-in", "config", "checkpoint", "flag", "set")
@@ -74,7 +74,7 @@ class Turn:
         A completion that did not end by itself (cut for repeating itself, at max_tokens, interrupted) or
         that would leave what follows inside a string or bracket stays out, and so does a prompt that
         would: the next prompt would go on with it, or copy it."""
-        from copilot_repl.syntax import closed
+        from copilot_repl.completion.syntax import closed
 
         code = self.prompt + (self.text if completed else "") + (self.suffix or "")
         code = code if code.endswith("\n") else code + "\n"
@@ -138,7 +138,7 @@ class Session:
 
     def _activate(self, ref: str | None) -> None:
         from copilot_repl import checkpoint
-        from copilot_repl.engine import load_engine
+        from copilot_repl.completion.engine import load_engine
 
         engine, opened = load_engine(checkpoint.resolve(ref, self.paras), self.device)
         saved = {}
@@ -163,7 +163,7 @@ class Session:
     @staticmethod
     def _user_index(engine, paths: list[str]):
         from copilot_repl import data
-        from copilot_repl.retrieval import CorpusIndex
+        from copilot_repl.completion.retrieval import CorpusIndex
 
         try:
             corpus = data.gather(paths)
@@ -206,9 +206,9 @@ class Session:
         """What the REPL shows dim while `text` is typed: one line, or the body of the block its last line
         opens (to the block's end); greedy, after the session's code, and nothing below the confidence
         threshold (min_confidence, else serve's default). Not a turn."""
-        from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
-        from copilot_repl.cursor import opens_block
-        from copilot_repl.generate import Request
+        from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
+        from copilot_repl.completion.cursor import opens_block
+        from copilot_repl.completion.generate import Request
 
         base = self.sampling
         block = opens_block(text.rsplit("\n", 1)[-1])
@@ -271,8 +271,8 @@ class Session:
         return self.turns[-1]
 
     def _start(self, prompt: str, suffix: str | None, context: str, done, copyable: str | None = None, shown_anyway=False):
-        from copilot_repl.confidence import SERVE_MIN_CONFIDENCE
-        from copilot_repl.generate import Request
+        from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
+        from copilot_repl.completion.generate import Request
 
         self.model()
         sampling = self.sampling

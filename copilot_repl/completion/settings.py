@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from copilot_repl.completion.stops import STOP_MODES
 from copilot_repl.errors import UsageError
-from copilot_repl.stops import STOP_MODES
 
 MAX_TOKENS_LIMIT = 8192
 

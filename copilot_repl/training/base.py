@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from copilot_repl import checkpoint, data
-from copilot_repl.engine import INDEX_DIR
+from copilot_repl.completion.engine import INDEX_DIR
+from copilot_repl.completion.retrieval import TOKENS
 from copilot_repl.errors import UsageError
-from copilot_repl.retrieval import TOKENS
 
 if TYPE_CHECKING:
-    from copilot_repl.recipe import TrainConfig
+    from copilot_repl.training.recipe import TrainConfig
 
 REPLAY_SHARE = 0.5  # of training windows drawn from the base's own text: a quarter forgot twice as much (docs/benchmarks.md)
 REPLAY_PIECE = 2048  # tokens of the base's text per piece replayed: eight windows of the shipped model's

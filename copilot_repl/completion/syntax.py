@@ -5,7 +5,7 @@ from __future__ import annotations
 import codeop
 import warnings
 
-from copilot_repl.cursor import indent_of, opens_block
+from copilot_repl.completion.cursor import indent_of, opens_block
 
 
 def valid_prefix(source: str, text: str, keep: int = 0, token_ends: tuple[int, ...] = ()) -> str | None:

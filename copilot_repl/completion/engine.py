@@ -7,21 +7,21 @@ import hashlib
 from pathlib import Path
 
 from copilot_repl import checkpoint
-from copilot_repl.confidence import Confidence
+from copilot_repl.completion.confidence import Confidence
+from copilot_repl.completion.generate import Engine
+from copilot_repl.completion.retrieval import SUFFIXES, TOKENS, CorpusIndex, Gate
 from copilot_repl.errors import CheckpointError
-from copilot_repl.generate import Engine
-from copilot_repl.retrieval import SUFFIXES, TOKENS, CorpusIndex, Gate
 
 INDEX_DIR = "index"
 
 
 def runtime_for(opened: checkpoint.Opened, device: str):
     if device == "cpu":
-        from copilot_repl.runtime_numpy import NumpyGPT
+        from copilot_repl.completion.runtime_numpy import NumpyGPT
 
         return NumpyGPT(opened.config, opened.weights)
+    from copilot_repl.completion.runtime_torch import TorchRuntime
     from copilot_repl.devices import resolve_device
-    from copilot_repl.runtime_torch import TorchRuntime
 
     return TorchRuntime(checkpoint.torch_model(opened, resolve_device(device)[0]))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from copilot_repl.settings import Sampling
+from copilot_repl.completion.settings import Sampling
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from copilot_repl import sizing
 from copilot_repl.config import GPTConfig
 from copilot_repl.errors import UsageError
+from copilot_repl.training import sizing
 
 if TYPE_CHECKING:
     import torch

@@ -10,13 +10,14 @@ from typing import Any
 
 import torch
 
-from copilot_repl import checkpoint, data, distributed, sizing
-from copilot_repl.base import Base, open_base
+from copilot_repl import checkpoint, data
 from copilot_repl.errors import CheckpointError, CorpusError
-from copilot_repl.loop import probe_speed
 from copilot_repl.model import GPT
-from copilot_repl.recipe import SHAPE_FIELDS, TrainConfig, make_optimizers
 from copilot_repl.tokenizer import tokenizer_class
+from copilot_repl.training import distributed, sizing
+from copilot_repl.training.base import Base, open_base
+from copilot_repl.training.loop import probe_speed
+from copilot_repl.training.recipe import SHAPE_FIELDS, TrainConfig, make_optimizers
 
 
 # -- data ---------------------------------------------------------------------------------------------

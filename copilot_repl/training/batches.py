@@ -11,7 +11,7 @@ def batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.G
     starts = rng.integers(0, len(tokens) - block_size - 1, size=batch_size)
     rows = [np.asarray(tokens[s : s + block_size + 1]) for s in starts]
     if fim is not None and fim_rate > 0:
-        from copilot_repl.fim import fim_window
+        from copilot_repl.completion.fim import fim_window
 
         rows = [fim_window(row, fim, rng) if rng.random() < fim_rate else row for row in rows]
     windows = np.stack(rows).astype(np.int64)

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from copilot_repl import data
+from copilot_repl.completion.scoring import bits_per_byte
 from copilot_repl.model import GPT
-from copilot_repl.scoring import bits_per_byte
 
 GATE_POSITIONS = 16384  # validation tokens the retrieval gate is fitted on (a few seconds)
 INDEX_MAX_TOKENS = 16_000_000  # completions copy from at most this much of the training split (32 MB saved)
@@ -39,8 +39,8 @@ def retrieval_features(splits: data.TokenSplits, tokenizer, progress: data.Progr
     """What the two predictors offer at each fitting position of the validation split. It does not
     depend on the model, so it is computed before training and counted in a --time budget. `progress`
     hears (per cent done, 100): the suffix array is the first half, the features the second."""
-    from copilot_repl.retrieval import CorpusIndex, Gate, word_table
-    from copilot_repl.scoring import Features, mixed_logprobs
+    from copilot_repl.completion.retrieval import CorpusIndex, Gate, word_table
+    from copilot_repl.completion.scoring import Features, mixed_logprobs
 
     val = np.concatenate([[tokenizer.eot_id], np.asarray(splits.val[:GATE_POSITIONS], dtype=np.int64)])
     half = lambda offset: lambda done, total: progress(offset + 50 * done // max(total, 1), 100)  # noqa: E731
@@ -57,9 +57,9 @@ def fit_retrieval(
 ) -> tuple[dict, bytes]:
     """The gate fitted to the trained model (for checkpoint.json), from a base's gate (`start`, as
     saved) where there is one, and the training tokens to index. `progress` hears (steps, steps in all)."""
-    from copilot_repl.retrieval import Gate
-    from copilot_repl.runtime_torch import TorchRuntime
-    from copilot_repl.scoring import fit_gate, mixed_logprobs, model_logprobs
+    from copilot_repl.completion.retrieval import Gate
+    from copilot_repl.completion.runtime_torch import TorchRuntime
+    from copilot_repl.completion.scoring import fit_gate, mixed_logprobs, model_logprobs
 
     val, features = inputs.val, inputs.features
     model_lp = model_logprobs(TorchRuntime(model), val)  # on the training device: the same numbers as numpy's

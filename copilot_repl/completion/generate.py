@@ -16,17 +16,17 @@ from typing import Protocol
 
 import numpy as np
 
-from copilot_repl.confidence import Confidence
-from copilot_repl.cursor import Cursor, place
-from copilot_repl.judging import judge
-from copilot_repl.result import Result
-from copilot_repl.retrieval import MAX_MATCH, CorpusIndex, Gate, buffer_match, is_word, mix
-from copilot_repl.row import Row
-from copilot_repl.sampler import log_softmax, penalize, sample
-from copilot_repl.settings import Sampling
-from copilot_repl.stops import StopRules
+from copilot_repl.completion.confidence import Confidence
+from copilot_repl.completion.cursor import Cursor, place
+from copilot_repl.completion.judging import judge
+from copilot_repl.completion.result import Result
+from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, Gate, buffer_match, is_word, mix
+from copilot_repl.completion.row import Row
+from copilot_repl.completion.sampler import log_softmax, penalize, sample
+from copilot_repl.completion.settings import Sampling
+from copilot_repl.completion.stops import StopRules
+from copilot_repl.completion.window import Window, heal, read_window
 from copilot_repl.tokenizer import EOT, Tokenizer
-from copilot_repl.window import Window, heal, read_window
 
 RESAMPLE_ROWS = 4  # a sampled completion with nothing valid in it is tried again this many times at once
 

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from copilot_repl import distributed
-from copilot_repl.batches import batch
-from copilot_repl.evaluate import mean_loss
+from copilot_repl.completion.scoring import bits_per_byte
 from copilot_repl.model import GPT
-from copilot_repl.recipe import TrainConfig, lr_at, make_optimizers
-from copilot_repl.scoring import bits_per_byte
+from copilot_repl.training import distributed
+from copilot_repl.training.batches import batch
+from copilot_repl.training.evaluate import mean_loss
+from copilot_repl.training.recipe import TrainConfig, lr_at, make_optimizers
 
 
 class Loop:

@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from copilot_repl import checkpoint, distributed
-from copilot_repl.base import Base, open_base
+from copilot_repl import checkpoint
 from copilot_repl.devices import resolve_device
 from copilot_repl.errors import UsageError
-from copilot_repl.loop import Loop
 from copilot_repl.model import GPT
-from copilot_repl.plot import loss_png
-from copilot_repl.recipe import SHAPE_FIELDS, TrainConfig
-from copilot_repl.retrieval_fit import GATE_POSITIONS, fit_retrieval, retrieval_features
-from copilot_repl.starting import build_model, prepare_data, resumed, shaped
+from copilot_repl.training import distributed
+from copilot_repl.training.base import Base, open_base
+from copilot_repl.training.loop import Loop
+from copilot_repl.training.plot import loss_png
+from copilot_repl.training.recipe import SHAPE_FIELDS, TrainConfig
+from copilot_repl.training.retrieval_fit import GATE_POSITIONS, fit_retrieval, retrieval_features
+from copilot_repl.training.starting import build_model, prepare_data, resumed, shaped
 
 FINAL_EVAL_WINDOWS = 512  # the final validation reads at most this many windows (all of stdlib's held-out split)
 FINAL_EVAL_SHARE = 0.1  # of a --time budget: a short run's final validation reads fewer windows
