@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import OUTSIDE, TINY_CLI, run_cli
-from copilot_repl import checkpoint
+from copilot_repl import checkpoint, checkpoint_write
 
 
 def torchrun(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -25,7 +25,7 @@ def test_two_ranks_stay_in_sync_and_rank0_saves(corpus_dir, tmp_path):
     r = torchrun(str(Path(__file__).parent / "ddp_worker.py"), str(corpus_dir), str(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [load_file(tmp_path / f"rank{i}.safetensors") for i in (0, 1)]  # both ranks ran to the end
-    loaded = checkpoint.load(checkpoint.paras_dir() / "ddp")
+    loaded = checkpoint_write.load(checkpoint.paras_dir() / "ddp")
     for name, tensor in loaded.model.state_dict().items():
         assert torch.equal(tensor, ranks[1][name]), name  # the saved weights are what rank 1 holds
         assert torch.equal(ranks[0][name], ranks[1][name])

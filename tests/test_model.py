@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY, train_tiny
-from copilot_repl import checkpoint
+from copilot_repl import checkpoint, checkpoint_write
 from copilot_repl.errors import CheckpointError
 from copilot_repl.model import GPT, GPTConfig, KVCache
 from copilot_repl.training.train import TrainConfig, train
@@ -52,19 +52,19 @@ def test_short_training_lowers_the_loss(corpus_dir, optimizer):
 
 
 def test_save_load_reproduces_logits_exactly(tiny_model, tmp_path):
-    loaded = checkpoint.load(tiny_model)
+    loaded = checkpoint_write.load(tiny_model)
     idx = torch.randint(0, loaded.model.config.vocab_size, (1, 30))
-    checkpoint.save(tmp_path / "copy", loaded.model, loaded.tokenizer, {"train": {}})
-    again = checkpoint.load(tmp_path / "copy")
+    checkpoint_write.save(tmp_path / "copy", loaded.model, loaded.tokenizer, {"train": {}})
+    again = checkpoint_write.load(tmp_path / "copy")
     assert torch.equal(loaded.model(idx)[0], again.model(idx)[0])
     assert again.tokenizer.encode("def f(x):") == loaded.tokenizer.encode("def f(x):")
 
 
 def test_saving_over_a_checkpoint_replaces_it_whole(tiny_model, tmp_path):
-    loaded = checkpoint.load(tiny_model)
+    loaded = checkpoint_write.load(tiny_model)
     target = tmp_path / "m"
-    checkpoint.save(target, loaded.model, loaded.tokenizer, {"train": {}, "metrics": {"val_bpb": 1}})
-    checkpoint.save(target, loaded.model, loaded.tokenizer, {"train": {}, "metrics": {"val_bpb": 2}})
+    checkpoint_write.save(target, loaded.model, loaded.tokenizer, {"train": {}, "metrics": {"val_bpb": 1}})
+    checkpoint_write.save(target, loaded.model, loaded.tokenizer, {"train": {}, "metrics": {"val_bpb": 2}})
     assert checkpoint.read_meta(target)["metrics"]["val_bpb"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temp or old folders left
 
@@ -74,7 +74,7 @@ def test_resume_continues_step_count_and_optimizer(corpus_dir):
     assert first.step == 20
     again = train_tiny(corpus_dir, "resumable", steps=30, resume=True)  # the saved optimizer choice is kept
     assert again.step == 30 and checkpoint.read_meta(again.directory)["train"]["optimizer"] == "muon"
-    state = checkpoint.load_optimizer_state(again.directory)
+    state = checkpoint_write.load_optimizer_state(again.directory)
     assert len(state["optimizer"]) == 2 and state["optimizer"][1]["state"]  # AdamW and Muon, both with momentum
     meta = checkpoint.read_meta(again.directory)
     steps = [h["step"] for h in meta["history"]]
@@ -103,7 +103,7 @@ def test_damaged_checkpoints_are_refused_clearly(tiny_model, tmp_path, damage):
     elif damage == "plugin":
         meta_path.write_text(json.dumps({**meta, "tokenizer": {**meta["tokenizer"], "name": "not-installed"}}))
     with pytest.raises(CheckpointError):
-        checkpoint.load(target)
+        checkpoint_write.load(target)
 
 
 def test_a_failing_compile_says_why_and_trains_without_it(corpus_dir, monkeypatch):
@@ -129,7 +129,7 @@ def test_compiled_training_step_trains_and_saves_plain_weights(corpus_dir):
     assert meta["train"]["compile"] is True
     losses = [h["loss"] for h in meta["history"]]
     assert losses[-1] < losses[0]
-    assert checkpoint.load(result.directory).model.num_params() == result.model.num_params()
+    assert checkpoint_write.load(result.directory).model.num_params() == result.model.num_params()
 
 
 def test_a_short_run_reaches_its_learning_rate():

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, spawn_repl
-from copilot_repl import checkpoint
+from copilot_repl import checkpoint, checkpoint_write
 from copilot_repl.completion.generate import Engine, Request
 from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, suffix_array
 from copilot_repl.completion.runtime_numpy import NumpyGPT
@@ -35,7 +35,7 @@ def random_model() -> GPT:
 
 
 def shipped_model() -> GPT:
-    return checkpoint.load(checkpoint.shipped_default()).model
+    return checkpoint_write.load(checkpoint.shipped_default()).model
 
 
 @pytest.mark.parametrize("make", [random_model, shipped_model], ids=["random", "shipped"])

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import CLI, OUTSIDE, TINY_CLI, train_tiny
-from copilot_repl import checkpoint
+from copilot_repl import checkpoint, checkpoint_write
 from copilot_repl.errors import CheckpointError
 from copilot_repl.training.recipe import SCRATCH_LR
 
@@ -36,25 +36,25 @@ def test_pickle_payloads_in_every_loaded_file_never_run(tiny_model, tmp_path):
     payload = pickle.dumps(Payload(marker))
     (evil / checkpoint.OPTIMIZER).write_bytes(payload)
     with pytest.raises(CheckpointError):
-        checkpoint.load_optimizer_state(evil)
+        checkpoint_write.load_optimizer_state(evil)
     torch.save({"optimizer": Payload(marker)}, evil / checkpoint.OPTIMIZER)  # a payload inside a real torch file
     with pytest.raises(CheckpointError):
-        checkpoint.load_optimizer_state(evil)
+        checkpoint_write.load_optimizer_state(evil)
     (evil / checkpoint.WEIGHTS).write_bytes(payload)
     with pytest.raises(CheckpointError):
-        checkpoint.load(evil)
+        checkpoint_write.load(evil)
     for name in [p.name for p in (evil / checkpoint.TOKENIZER_DIR).iterdir()]:
         (evil / checkpoint.TOKENIZER_DIR / name).write_bytes(payload)
     (evil / checkpoint.META).write_bytes(payload)
     with pytest.raises(CheckpointError):
-        checkpoint.load(evil)
+        checkpoint_write.load(evil)
     assert not marker.exists()
 
 
 def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tiny_model, tmp_path, monkeypatch):
     target = tmp_path / "m"
     shutil.copytree(tiny_model, target)
-    loaded = checkpoint.load(target)
+    loaded = checkpoint_write.load(target)
     before = (target / checkpoint.WEIGHTS).read_bytes()
 
     def full_disk(*args, **kwargs):
@@ -64,22 +64,22 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tiny_model, tmp_
 
     monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
     with pytest.raises(CheckpointError, match="No space left on device"):
-        checkpoint.save(target, loaded.model, loaded.tokenizer, {"train": {}})
+        checkpoint_write.save(target, loaded.model, loaded.tokenizer, {"train": {}})
     assert (target / checkpoint.WEIGHTS).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary folder left behind
-    checkpoint.load(target)
+    checkpoint_write.load(target)
 
 
 def test_a_crash_between_the_two_renames_is_recovered(tiny_model, tmp_path):
     target = tmp_path / "m"
     shutil.copytree(tiny_model, target)
     target.rename(tmp_path / ".m.old")  # the moment after the old checkpoint was moved aside
-    checkpoint.load(target)
+    checkpoint_write.load(target)
     assert checkpoint.resolve(str(target)) == target
 
 
 def test_two_trainings_into_one_name_are_refused(corpus_dir):
-    with checkpoint.exclusive(checkpoint.paras_dir() / "busy"):
+    with checkpoint_write.exclusive(checkpoint.paras_dir() / "busy"):
         with pytest.raises(CheckpointError, match="being trained by another process"):
             train_tiny(corpus_dir, "busy", steps=5)
     train_tiny(corpus_dir, "busy", steps=5)  # free again afterwards
@@ -95,7 +95,7 @@ def test_resume_continues_the_loss_where_it_was(corpus_dir):
 
 
 def logits_of(directory):
-    loaded = checkpoint.load(directory)
+    loaded = checkpoint_write.load(directory)
     idx = torch.arange(16).unsqueeze(0) % loaded.model.config.vocab_size
     return loaded.model(idx)[0]
 

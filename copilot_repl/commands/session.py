@@ -106,7 +106,7 @@ def _save_args(p: argparse.ArgumentParser) -> None:
 
 @command("save", "save the active model, with the current sampling settings as its defaults", _save_args, repl_only=True)
 def save_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    from copilot_repl import checkpoint
+    from copilot_repl import checkpoint, checkpoint_write
 
     source = session.model().directory
     if args.path is None and source.resolve() == checkpoint.shipped_default().resolve():
@@ -114,7 +114,7 @@ def save_command(session: Session, args: argparse.Namespace, out: Output) -> Non
     target = (
         source if args.path is None else Path(args.path) if "/" in args.path else checkpoint.paras_dir(session.paras) / args.path
     )
-    checkpoint.save_copy(source, target, {k: getattr(session.sampling, k) for k in session.layers["set"]})
+    checkpoint_write.save_copy(source, target, {k: getattr(session.sampling, k) for k in session.layers["set"]})
     out.info(f"saved {target}")
 
 

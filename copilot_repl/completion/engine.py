@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from copilot_repl import checkpoint
+from copilot_repl import checkpoint, checkpoint_write
 from copilot_repl.completion.confidence import Confidence
 from copilot_repl.completion.generate import Engine
 from copilot_repl.completion.retrieval import SUFFIXES, TOKENS, CorpusIndex, Gate
@@ -23,7 +23,7 @@ def runtime_for(opened: checkpoint.Opened, device: str):
     from copilot_repl.completion.runtime_torch import TorchRuntime
     from copilot_repl.devices import resolve_device
 
-    return TorchRuntime(checkpoint.torch_model(opened, resolve_device(device)[0]))
+    return TorchRuntime(checkpoint_write.torch_model(opened, resolve_device(device)[0]))
 
 
 def training_index(opened: checkpoint.Opened) -> CorpusIndex | None:

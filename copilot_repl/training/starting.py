@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from copilot_repl import checkpoint, data
+from copilot_repl import checkpoint, checkpoint_write, data
 from copilot_repl.errors import CheckpointError, CorpusError
 from copilot_repl.model import GPT
 from copilot_repl.tokenizer import tokenizer_class
@@ -67,9 +67,9 @@ def build_model(config: TrainConfig, vocab_size: int, device: str, out_dir: Path
     step and history to go on from."""
     torch.manual_seed(config.seed)  # the same initial weights on every rank, probed or not
     if state is not None:
-        model = checkpoint.load(out_dir).model
+        model = checkpoint_write.load(out_dir).model
     else:
-        model = checkpoint.torch_model(base.opened) if base else GPT(config.model_config(vocab_size))
+        model = checkpoint_write.torch_model(base.opened) if base else GPT(config.model_config(vocab_size))
     model.to(device).train()
     optimizers = make_optimizers(model, config, device)
     if state is None:
@@ -85,7 +85,7 @@ def resumed(config: TrainConfig, out_dir: Path) -> tuple[TrainConfig, dict, Base
     and the base a fine-tuned model was started from (its tokenizer, replay text and index)."""
     if not (out_dir / checkpoint.META).is_file():
         raise CheckpointError(f"nothing to resume: {out_dir} is not a checkpoint")
-    state = checkpoint.load_optimizer_state(out_dir)
+    state = checkpoint_write.load_optimizer_state(out_dir)
     if state is None:
         raise CheckpointError(f"{out_dir} has no optimizer state to resume from")
     meta = checkpoint.read_meta(out_dir)

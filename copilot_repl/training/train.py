@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from copilot_repl import checkpoint
+from copilot_repl import checkpoint, checkpoint_write
 from copilot_repl.devices import resolve_device
 from copilot_repl.errors import UsageError
 from copilot_repl.model import GPT
@@ -75,7 +75,7 @@ def train(
         if out_dir.resolve() == base.directory.resolve():
             raise UsageError(f"--name {config.name} would overwrite the base it starts from; choose another --name")
         config = base.on_base(config)
-    with checkpoint.exclusive(out_dir) if world.is_main else contextlib.nullcontext():
+    with checkpoint_write.exclusive(out_dir) if world.is_main else contextlib.nullcontext():
         run_start = started if started is not None else time.perf_counter()
         return Run(config, callbacks, world, out_dir, made_by or {}, base).execute(run_start)
 
@@ -247,5 +247,5 @@ class Run:
             self.config, self.device, self.device_reason, description, metrics, loop.history, self.made_by, extra
         )
         opt_state = {"optimizer": [o.state_dict() for o in loop.optimizers], "step": loop.step, "elapsed": self.clock.trained()}
-        checkpoint.save(self.out_dir, loop.model, self.tokenizer, meta, opt_state, files=files)
+        checkpoint_write.save(self.out_dir, loop.model, self.tokenizer, meta, opt_state, files=files)
         self.emit("saved", path=str(self.out_dir), step=loop.step, val_bpb=val_bpb)
