@@ -31,7 +31,7 @@ def repl_timings(repeats: int) -> dict:
         drawn = time.perf_counter()
         prompt.append(drawn - start)
         child.send(":show\r")  # answers once the model has loaded behind the prompt
-        child.expect("params")
+        child.expect("parameters")
         ready.append(time.perf_counter() - drawn)
         child.expect(">>> ")
         for series in (cold, warm):

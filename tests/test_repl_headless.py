@@ -169,6 +169,22 @@ def test_after_a_line_that_opens_a_block_the_suggestion_is_its_body_and_tab_take
     assert entered == "def is_even(n):\n    return n % 2 == 0"
 
 
+def test_typing_on_ends_the_pause_of_a_stale_suggestion_at_once():
+    """prompt_toolkit joins the suggestion's thread when the prompt returns: a pause that ran its course
+    whatever happened would hold Enter back. A 60-second pause ends as soon as the line changes."""
+    session = Session()
+    session.model()
+    buffer = Buffer()
+    buffer.document = Document("x = 1")
+    answer: list = []
+    suggest, typed = ModelSuggest(session, pause=60), buffer.document
+    asked = threading.Thread(target=lambda: answer.append(suggest.get_suggestion(buffer, typed)))
+    asked.start()
+    buffer.document = Document("x = 12")  # typed on
+    asked.join(timeout=30)
+    assert not asked.is_alive() and answer == [None]
+
+
 def test_no_suggestion_when_turned_off_or_below_the_threshold():
     session = Session()
     session.model()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -202,10 +203,11 @@ class Session:
         done = lambda result: self.turns.append(Turn(prompt, suffix, result))  # noqa: E731
         return self._start(prompt, suffix, self.context(), done, self.copyable(), shown_anyway)
 
-    def suggestion(self, text: str):
+    def suggestion(self, text: str, stale: Callable[[], bool] | None = None):
         """What the REPL shows dim while `text` is typed: one line, or the body of the block its last line
         opens (to the block's end); greedy, after the session's code, and nothing below the confidence
-        threshold (min_confidence, else serve's default). Not a turn."""
+        threshold (min_confidence, else serve's default). Not a turn. `stale` is asked at every token: the
+        user typed on or pressed Enter, stop (Enter must not wait for a suggestion nobody will see)."""
         from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
         from copilot_repl.completion.cursor import opens_block
         from copilot_repl.completion.generate import Request
@@ -221,7 +223,7 @@ class Session:
             n=1,
             min_confidence=base.min_confidence or SERVE_MIN_CONFIDENCE,
         )
-        return self.engine.complete(Request(text, None, self.context(), sampling, self.copyable()))
+        return self.engine.complete(Request(text, None, self.context(), sampling, self.copyable(), superseded=stale))
 
     def regen(self):
         """The last prompt again, in the same context (a new sample unless the seed is fixed)."""

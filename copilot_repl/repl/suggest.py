@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.auto_suggest import AutoSuggest, AutoSuggestFromHistory, Suggestion
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
@@ -51,6 +52,7 @@ def rest_lines(suggestion: Suggestion | None, continuation: str) -> StyleAndText
 
 
 PAUSE = 0.12  # seconds without a key before the model is asked: a fast typist's keys come closer
+WATCH = 0.01  # how often the pause looks whether the line changed or was entered
 
 
 class ModelSuggest(AutoSuggest):
@@ -67,11 +69,17 @@ class ModelSuggest(AutoSuggest):
             return None
         if session.sampling.suggest == "off":
             return None
-        time.sleep(self.pause)
-        if buffer.document != document or not session.busy.acquire(blocking=False):
-            return None  # typed on (this one is stale), or the model is busy
+        app = get_app_or_none()
+        stale = lambda: buffer.document != document or (app is not None and app.is_done)  # noqa: E731
+        # The pause, watched: prompt_toolkit joins this thread when the prompt returns, so Enter would
+        # otherwise wait for the rest of a pause (and a suggestion) nobody will see.
+        deadline = time.monotonic() + self.pause
+        while time.monotonic() < deadline and not stale():
+            time.sleep(WATCH)
+        if stale() or not session.busy.acquire(blocking=False):
+            return None  # typed on or entered (this one is stale), or the model is busy
         try:
-            suggested = session.suggestion(text).finish().text
+            suggested = session.suggestion(text, stale).finish().text
         finally:
             session.busy.release()
-        return suggestion_of(suggested)
+        return None if stale() else suggestion_of(suggested)
