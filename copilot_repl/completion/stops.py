@@ -82,7 +82,7 @@ def _statement_end(head: str, text: str) -> int | None:
             stack.append(char)
         elif char in ")]}" and stack and stack[-1] == CLOSES[char]:
             stack.pop()
-        elif (char in ")]}" and stack or _line_ends(source, pos, stack, content)) and in_text:
+        elif in_text and (char in ")]}" and stack or char == "\n" and _line_ends(source, pos, stack, content)):
             return pos - len(head)
         content = content or not (char.isspace() or char in "()[]{}")
         pos += 1
