@@ -155,7 +155,7 @@ def _checked_documents(spec: list[str], skipped: dict[str, int]) -> Iterator[tup
 
 def gather(spec: list[str], progress: Progress | None = None) -> Corpus:
     """Check, de-duplicate and split the corpus in one streaming pass; deterministic for the same
-    contents. `progress` hears (documents read, bytes read) now and then: the total is not known."""
+    contents. `progress` hears (documents read, characters read) now and then: the total is not known."""
     skipped: dict[str, int] = {}
     sizes: dict[str, int] = {}
     weights: dict[str, int] = {}
