@@ -90,6 +90,7 @@ def test_train_then_eval_through_the_cli(corpus_dir, tmp_path):
     assert any(line.startswith("default ") for line in r.stdout.splitlines())  # the shipped model, by its one name
     r = run_cli(stdin=":load clitrain\n:load default\n:show\n", env={})
     assert r.returncode == 0 and "default_model" in r.stdout, r.stderr  # back on the shipped model after training
+    assert "loaded clitrain (" in r.stdout + r.stderr and "loaded default (" in r.stdout + r.stderr  # by name
     r = run_cli("show", "--model", "clitrain")
     assert r.returncode == 0 and "clitrain" in r.stdout, r.stderr
 

@@ -96,8 +96,11 @@ def _path_arg(p: argparse.ArgumentParser) -> None:
     replaces_model=True,
 )
 def load_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl.checkpoint import model_name
+
     directory = session.load(args.path)
-    out.info(f"loaded {directory} ({session.engine.runtime.num_params():,} parameters, {session.opened.tokenizer.name})")
+    params, tokenizer = session.engine.runtime.num_params(), session.opened.tokenizer.name
+    out.info(f"loaded {model_name(directory)} ({directory}; {params:,} parameters, {tokenizer})")
 
 
 def _save_args(p: argparse.ArgumentParser) -> None:
