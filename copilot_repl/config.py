@@ -16,3 +16,7 @@ class GPTConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def num_params(self) -> int:
+        """The embedding (tied to the output) and each block's four matrices: 3C^2 + C^2 + 4C^2 + 4C^2."""
+        return self.vocab_size * self.n_embd + self.n_layer * 12 * self.n_embd**2

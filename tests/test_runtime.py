@@ -118,3 +118,46 @@ def test_the_index_finds_the_longest_match_and_its_followers(tokens, tail):
         assert found is None or found.length <= best
         return
     assert found is not None and found.length == best and found.ids.tolist() == followers
+
+
+def test_a_large_model_completes_on_a_cpu_through_torch_with_int8_weights(tiny_model, monkeypatch):
+    """The choice by size (and numpy where torch is missing), and the int8 runtime through the real
+    engine: the tiny model made to count as large."""
+    from copilot_repl.completion import engine
+
+    assert engine.cpu_runtime(1_300_000) == "numpy"  # the shipped model's size: no torch to import
+    assert engine.cpu_runtime(engine.TORCH_CPU_FROM_PARAMS) == "torch int8"
+    with monkeypatch.context() as patched:
+        patched.setattr(engine.importlib.util, "find_spec", lambda name: None)
+        assert engine.cpu_runtime(10**9) == "numpy"
+    monkeypatch.setattr(engine, "TORCH_CPU_FROM_PARAMS", 0)
+    loaded, opened = engine.load_engine(tiny_model)
+    assert loaded.runtime.name == "torch int8"
+    threads = torch.get_num_threads()
+    stream = loaded.complete(Request("def f(x):", sampling=Sampling(max_tokens=8, temperature=0, stop_mode="none")))
+    assert stream.finish().tokens > 0
+    assert torch.get_num_threads() == threads  # a step runs on one thread and puts torch's setting back
+
+
+def test_int8_weights_keep_the_shipped_models_predictions():
+    """Teacher-forced on real code: the same next token almost everywhere, bits/byte within 1%."""
+    import copy
+    import sysconfig
+
+    from copilot_repl.completion.runtime_torch import int8
+    from copilot_repl.completion.scoring import model_logprobs
+
+    opened = checkpoint.open_checkpoint(checkpoint.shipped_default())
+    model = checkpoint_write.torch_model(opened)
+    floats, ints = TorchRuntime(model), TorchRuntime(int8(copy.deepcopy(model)))
+    text = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text(encoding="utf-8")
+    ids = np.array(opened.tokenizer.encode(text)[:2048])
+    exact, quantized = model_logprobs(floats, ids).mean(), model_logprobs(ints, ids).mean()
+    assert abs(quantized / exact - 1) < 0.01
+    a, b = floats.logits(ids[None, :256])[0], ints.logits(ids[None, :256])[0]
+    assert np.mean(a.argmax(-1) == b.argmax(-1)) > 0.9
+
+
+def test_the_configs_parameter_count_is_the_models():
+    config = GPTConfig(vocab_size=300, block_size=64, n_layer=3, n_head=2, n_embd=32)
+    assert config.num_params() == GPT(config).num_params()

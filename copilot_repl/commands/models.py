@@ -262,7 +262,7 @@ def show_command(session: Session, args: argparse.Namespace, out: Output) -> Non
             f"context {shape['block_size']}",
         ),
         ("tokenizer", f"{meta['tokenizer']['name']}, {loaded.tokenizer.vocab_size:,} ids"),
-        ("device", f"{session.device} ({type(engine.runtime).__name__})"),
+        ("device", f"{session.device} ({engine.runtime.name} runtime)"),
         ("corpus", " ".join(corpus.get("spec", [])) or "?"),
     ]
     if metrics:

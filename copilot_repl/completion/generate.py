@@ -34,6 +34,7 @@ RESAMPLE_ROWS = 4  # a sampled completion with nothing valid in it is tried agai
 class Runtime(Protocol):
     """A model that reads a prompt and then one token per row at a time (numpy on a CPU, torch on a GPU)."""
 
+    name: str  # "numpy", "torch", "torch int8": what :show and --json say
     block_size: int
     vocab_size: int
     length: int  # tokens in the cache

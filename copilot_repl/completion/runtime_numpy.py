@@ -27,6 +27,7 @@ class NumpyGPT:
     Both return the logits of the next token, (rows, vocab), float32."""
 
     device = "cpu"
+    name = "numpy"
 
     def __init__(self, config: GPTConfig, weights: dict[str, np.ndarray]):
         self.config = config

@@ -256,7 +256,7 @@ class Session:
 
     def record(self, result) -> dict:
         """The JSON record of a completion, the same from `--once` and batch mode."""
-        return result.record() | {"model": str(self.model().directory)}
+        return result.record() | {"model": str(self.model().directory), "runtime": self.engine.runtime.name}
 
     def reset(self) -> int:
         """A fresh context; how many turns were forgotten."""
