@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks import (
     completion,
+    cpu_runtimes,
     data_speed,
     docstrings,
     editor_latency,
@@ -49,6 +50,7 @@ def suites(quick: bool) -> dict:
         "suggest": lambda: suggest_latency.latency(100 if quick else 300),
         "editor": lambda: editor_latency.latency(15 if quick else 40),
         "fine-tune": lambda: fine_tune.fine_tune(chars=1500 if quick else 3000),
+        "cpu-runtimes": lambda: cpu_runtimes.cpu_runtimes(rounds=1 if quick else 3),
     }
 
 
