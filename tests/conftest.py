@@ -23,13 +23,17 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SMALL_MODULES = ["bisect.py", "colorsys.py", "keyword.py", "heapq.py", "fnmatch.py", "glob.py", "shlex.py", "textwrap.py"]
 
 
-@pytest.fixture(scope="session")
-def corpus_dir(tmp_path_factory) -> Path:
-    """A few real standard-library modules: real Python, small enough to train on in seconds."""
-    root = tmp_path_factory.mktemp("corpus")
-    for name in SMALL_MODULES:
+def stdlib_folder(root: Path, names: list[str]) -> Path:
+    """A folder of copies of these standard-library modules: real Python, small enough to train on."""
+    for name in names:
         (root / name).write_text((STDLIB / name).read_text(encoding="utf-8"), encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    """A few real standard-library modules, to train on in seconds."""
+    return stdlib_folder(tmp_path_factory.mktemp("corpus"), SMALL_MODULES)
 
 
 @pytest.fixture(autouse=True)

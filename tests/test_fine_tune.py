@@ -4,19 +4,17 @@ tokenizer and shape, indexes the base's text and the project's, and is scored be
 from __future__ import annotations
 
 import json
-import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, stdlib_folder
 from copilot_repl import checkpoint
 from copilot_repl.training.base import REPLAY_SHARE, open_base, weights_fingerprint
 from copilot_repl.training.recipe import FINE_TUNE_LR
 from copilot_repl.training.train import TrainConfig, train
 
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
 PROJECT_MODULES = ["string.py", "copy.py", "calendar.py", "locale.py", "token.py", "reprlib.py"]
 RUN = {k: v for k, v in TINY.items() if k not in ("layers", "heads", "dim", "block_size", "batch_size")}
 
@@ -24,10 +22,7 @@ RUN = {k: v for k, v in TINY.items() if k not in ("layers", "heads", "dim", "blo
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A project the tiny base never saw: other standard-library modules."""
-    root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_MODULES:
-        (root / name).write_text((STDLIB / name).read_text(encoding="utf-8"), encoding="utf-8")
-    return root
+    return stdlib_folder(tmp_path_factory.mktemp("project"), PROJECT_MODULES)
 
 
 def fine_tune(base: Path, project: Path, name: str, **overrides):
