@@ -8,6 +8,7 @@ optionally `optimizer.pt` (plain tensors, read with `weights_only=True`) for `--
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -107,10 +108,10 @@ class Opened:
     weights: dict[str, Any]
 
 
-def open_checkpoint(directory: Path) -> Opened:
-    """Read config, tokenizer and weights without torch; every failure is a CheckpointError saying what is wrong."""
-    from safetensors.numpy import load_file
-
+def open_checkpoint(directory: Path, weights: bool = True) -> Opened:
+    """Read config, tokenizer and weights without torch; every failure is a CheckpointError saying what
+    is wrong. `weights=False` checks the weights' names and shapes from the file's header and leaves
+    reading them to the runtime (`read_weights`, or one tensor at a time for int8)."""
     directory = Path(directory)
     meta = read_meta(directory)
     try:
@@ -122,18 +123,44 @@ def open_checkpoint(directory: Path) -> Opened:
         raise CheckpointError(f"{directory / META} lacks or garbles the model config: {e}") from None
     if tokenizer.vocab_size > config.vocab_size:
         raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} ids, model only {config.vocab_size}")
+    with _weights_file(directory) as f:
+        found = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 (not a dict)
+    expected = _weight_shapes(config)
+    if found != expected:
+        wrong = sorted(set(found.items()) ^ set(expected.items()))[0][0]
+        raise CheckpointError(f"{directory}: weights do not match the config (first difference: {wrong})")
+    return Opened(directory, config, tokenizer, meta, read_weights(directory) if weights else {})
+
+
+def read_weights(directory: Path) -> dict[str, Any]:
+    """Every weight as a float32 numpy array."""
+    from safetensors.numpy import load_file
+
     try:
-        weights = load_file(directory / WEIGHTS)
+        return load_file(Path(directory) / WEIGHTS)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{Path(directory) / WEIGHTS} is corrupt or truncated: {e}") from None
+
+
+@contextlib.contextmanager
+def _weights_file(directory: Path, framework: str = "numpy"):
+    """The weights file opened for reading tensors one at a time (safetensors maps it)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(directory / WEIGHTS, framework=framework) as f:
+            yield f
     except FileNotFoundError:
         raise CheckpointError(f"{directory} has no {WEIGHTS}") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{directory / WEIGHTS} is corrupt or truncated: {e}") from None
-    expected = _weight_shapes(config)
-    found = {name: tuple(w.shape) for name, w in weights.items()}
-    if found != expected:
-        wrong = sorted(set(found.items()) ^ set(expected.items()))[0][0]
-        raise CheckpointError(f"{directory}: weights do not match the config (first difference: {wrong})")
-    return Opened(directory, config, tokenizer, meta, weights)
+
+
+def read_tensor(directory: Path, name: str):
+    """One weight as a torch tensor, the file mapped only while it is read: loading a large model for
+    int8 never holds all its float weights at once."""
+    with _weights_file(Path(directory), "pt") as f:
+        return f.get_tensor(name)
 
 
 def _weight_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:

@@ -144,7 +144,7 @@ def test_int8_weights_keep_the_shipped_models_predictions():
     import copy
     import sysconfig
 
-    from copilot_repl.completion.runtime_torch import int8
+    from copilot_repl.completion.runtime_torch import int8, int8_from_file
     from copilot_repl.completion.scoring import model_logprobs
 
     opened = checkpoint.open_checkpoint(checkpoint.shipped_default())
@@ -156,6 +156,8 @@ def test_int8_weights_keep_the_shipped_models_predictions():
     assert abs(quantized / exact - 1) < 0.01
     a, b = floats.logits(ids[None, :256])[0], ints.logits(ids[None, :256])[0]
     assert np.mean(a.argmax(-1) == b.argmax(-1)) > 0.9
+    streamed = TorchRuntime(int8_from_file(opened.config, opened.directory))  # what the engine loads: a tensor at a time
+    assert np.allclose(streamed.logits(ids[None, :256])[0], b, atol=1e-5)
 
 
 def test_the_configs_parameter_count_is_the_models():

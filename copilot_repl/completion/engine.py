@@ -29,17 +29,17 @@ def cpu_runtime(params: int) -> str:
 
 
 def runtime_for(opened: checkpoint.Opened, device: str):
+    """The runtime for `device`; the float weights are read here unless int8 reads them itself."""
     from copilot_repl.completion.runtime_numpy import NumpyGPT
 
     if device == "cpu" and cpu_runtime(opened.config.num_params()) == "numpy":
-        return NumpyGPT(opened.config, opened.weights)
-    from copilot_repl.completion.runtime_torch import TorchRuntime, int8
+        return NumpyGPT(opened.config, opened.weights or checkpoint.read_weights(opened.directory))
+    from copilot_repl.completion.runtime_torch import TorchRuntime, int8_from_file
     from copilot_repl.devices import resolve_device
 
     if device == "cpu":
-        model = checkpoint_write.torch_model(opened)
-        opened.weights.clear()  # the model holds its own copy; int8 then frees the float matrices
-        return TorchRuntime(int8(model), threads=1)
+        return TorchRuntime(int8_from_file(opened.config, opened.directory), threads=1)
+    opened.weights = opened.weights or checkpoint.read_weights(opened.directory)
     return TorchRuntime(checkpoint_write.torch_model(opened, resolve_device(device)[0]))
 
 
@@ -68,7 +68,7 @@ def training_index(opened: checkpoint.Opened) -> CorpusIndex | None:
 
 
 def load_engine(directory: Path, device: str = "cpu") -> tuple[Engine, checkpoint.Opened]:
-    opened = checkpoint.open_checkpoint(directory)
+    opened = checkpoint.open_checkpoint(directory, weights=False)  # read by the runtime it gets
     index = training_index(opened)
     gate = Gate.from_dict(opened.meta.get("retrieval"))
     confidence = Confidence.from_dict(opened.meta.get("confidence"))
