@@ -106,20 +106,14 @@ class Loaded:
 
 
 def torch_model(opened: Opened, device: str = "cpu") -> GPT:
-    """The opened weights as the torch model, in eval mode on `device`. The model is built on the meta
-    device and takes the opened arrays as its parameters (shared, not copied): loading a 60M-parameter
-    model no longer holds three float copies at once. The rotary tables are computed, not saved."""
+    """The opened weights as the torch model, in eval mode on `device`: the opened arrays become its
+    parameters (shared, not copied over a random initialisation)."""
     import torch
 
-    from copilot_repl.model import GPT, Rotary
+    from copilot_repl.model import GPT
 
-    config = opened.config
-    with torch.device("meta"):
-        model = GPT(config)
+    model = GPT.without_weights(opened.config)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in opened.weights.items()}, strict=True, assign=True)
-    rotary = Rotary(config.n_embd // config.n_head, config.block_size, config.rope_base)
-    for block in model.blocks:
-        block.attn.rotary = rotary  # type: ignore[union-attr]
     return model.to(device).eval()
 
 

@@ -106,6 +106,19 @@ class GPT(nn.Module):
             nn.init.zeros_(block.attn.c_proj.weight)
             nn.init.zeros_(block.mlp.c_proj.weight)
 
+    @classmethod
+    def without_weights(cls, config: GPTConfig) -> GPT:
+        """The model with no memory behind its weights (the meta device), for a caller that assigns
+        them (a checkpoint's, without a random initialisation to overwrite); its rotary tables, which
+        are computed and never saved, are real."""
+        with torch.device("meta"):
+            model = cls(config)
+        rotary = Rotary(config.n_embd // config.n_head, config.block_size, config.rope_base)
+        for block in model.blocks:
+            assert isinstance(block, Block)
+            block.attn.rotary = rotary
+        return model
+
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
