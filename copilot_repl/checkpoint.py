@@ -1,5 +1,6 @@
-"""Checkpoint directories found and read for completing, with numpy only, without ever executing code
-from them (writing them, and reading them as torch models, is checkpoint_write.py).
+"""Checkpoint directories found and read for completing, without ever executing code from them: as
+numpy arrays, or one tensor at a time for the int8 runtime (`read_tensor`, which alone needs torch).
+Writing them, and reading them whole as torch models, is checkpoint_write.py.
 
 A directory holds `model.safetensors`, `checkpoint.json` (model and training config, tokenizer plugin,
 corpus fingerprint, metrics, loss history, versions), the tokenizer's own files under `tokenizer/`, and
