@@ -24,8 +24,10 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, max_len: int, base: float):
         super().__init__()
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+        # on the CPU even when the model is built on the meta device (GPT.without_weights): the tables
+        # are computed, never read from a checkpoint, and arange on meta imports sympy (80 MB)
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float32, device="cpu"), inv_freq)
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
@@ -37,13 +39,32 @@ class Rotary(nn.Module):
 
 
 class KVCache:
-    """Keys and values of every layer, preallocated for the whole context, filled as tokens come."""
+    """Keys and values of every layer, filled as tokens come. The room grows by doubling up to the
+    context, so a short completion from a large model holds megabytes rather than the whole context's
+    (a 12 x 640 model's 1,024 positions are 63 MB)."""
 
-    def __init__(self, config: GPTConfig, batch: int, device, dtype):
-        shape = (batch, config.n_head, config.block_size, config.n_embd // config.n_head)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+    def __init__(self, config: GPTConfig, batch: int, device, dtype, room: int = 64):
+        self.config, self.batch, self.device, self.dtype = config, batch, device, dtype
+        self.k: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
         self.length = 0  # tokens already stored
+        self.room = 0
+        self.reserve(min(room, config.block_size))
+
+    def reserve(self, needed: int) -> None:
+        """Room for `needed` tokens in all: what is stored moves into larger tensors when short."""
+        if needed <= self.room:
+            return
+        self.room = max(needed, min(2 * self.room, self.config.block_size))
+        shape = (self.batch, self.config.n_head, self.room, self.config.n_embd // self.config.n_head)
+
+        def empty() -> list[torch.Tensor]:
+            return [torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in range(self.config.n_layer)]
+
+        stored = self.k + self.v
+        self.k, self.v = empty(), empty()
+        for new, old in zip(self.k + self.v, stored):
+            new[:, :, : self.length] = old[:, :, : self.length]
 
 
 class Attention(nn.Module):
@@ -98,8 +119,12 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         rotary = Rotary(config.n_embd // config.n_head, config.block_size, config.rope_base)
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        # `_weight` skips nn.Embedding's own initialisation (done below), which on the meta device
+        # (without_weights) would import sympy
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd, _weight=torch.empty(config.vocab_size, config.n_embd))
         self.blocks = nn.ModuleList(Block(config, rotary) for _ in range(config.n_layer))
+        if self.wte.weight.is_meta:
+            return
         self.apply(self._init_weights)
         for block in self.blocks:  # every block starts as the identity
             assert isinstance(block, Block)
@@ -112,12 +137,7 @@ class GPT(nn.Module):
         them (a checkpoint's, without a random initialisation to overwrite); its rotary tables, which
         are computed and never saved, are real."""
         with torch.device("meta"):
-            model = cls(config)
-        rotary = Rotary(config.n_embd // config.n_head, config.block_size, config.rope_base)
-        for block in model.blocks:
-            assert isinstance(block, Block)
-            block.attn.rotary = rotary
-        return model
+            return cls(config)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -130,6 +150,8 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
         """Logits (B, T, vocab); with `targets`, also the mean cross-entropy in nats."""
         x = self.wte(idx)  # (B, T, C)
+        if cache is not None:
+            cache.reserve(cache.length + idx.size(1))
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
         if cache is not None:

@@ -26,10 +26,11 @@ def test_kv_cache_matches_full_forward():
     model = small_model()
     idx = torch.randint(0, 97, (2, 20))
     full, _ = model(idx)
-    cache = KVCache(model.config, 2, "cpu", torch.float32)
-    prefix, _ = model(idx[:, :12], cache=cache)
-    steps = [model(idx[:, t : t + 1], cache=cache)[0] for t in range(12, 16)]
+    cache = KVCache(model.config, 2, "cpu", torch.float32, room=4)
+    prefix, _ = model(idx[:, :12], cache=cache)  # more than its room: grows to fit
+    steps = [model(idx[:, t : t + 1], cache=cache)[0] for t in range(12, 16)]  # doubles once
     chunk, _ = model(idx[:, 16:], cache=cache)  # several tokens after a cached prefix
+    assert cache.room == 24 and cache.length == 20
     incremental = torch.cat([prefix, *steps, chunk], dim=1)
     torch.testing.assert_close(incremental, full, atol=1e-5, rtol=1e-4)
 

@@ -23,17 +23,17 @@ LINEARS = (("attn", "c_attn"), ("attn", "c_proj"), ("mlp", "c_fc"), ("mlp", "c_p
 
 
 def int8(model: GPT, read: Callable[[str], torch.Tensor] | None = None) -> GPT:
-    """The model with each block's Linear weights as int8 (per tensor; activations quantized as they
-    come), in place, for a CPU: 4x less to read per token. With `read`, each weight is read by its
-    name as it is quantized, for a model built without weights. tests/test_runtime.py holds it to the
-    float model."""
+    """The model with each block's Linear weights as int8 (a scale per output channel; activations
+    quantized as they come), in place, for a CPU: 4x less to read per token. With `read`, each weight
+    is read by its name as it is quantized, for a model built without weights. tests/test_runtime.py
+    holds it to the float model."""
     for i, block in enumerate(model.blocks):
         for part, name in LINEARS:
             owner = getattr(block, part)
             linear = getattr(owner, name)
             if read is not None:  # the meta weight becomes the real one
                 linear.weight = nn.Parameter(read(f"blocks.{i}.{part}.{name}.weight"), requires_grad=False)
-            linear.qconfig = torch.ao.quantization.default_dynamic_qconfig
+            linear.qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
             with warnings.catch_warnings():  # torch points at torchao for this API; the API is what ships with torch
                 warnings.simplefilter("ignore")
                 setattr(owner, name, torch.ao.nn.quantized.dynamic.Linear.from_float(linear))
