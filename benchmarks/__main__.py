@@ -50,7 +50,10 @@ def suites(quick: bool) -> dict:
         "suggest": lambda: suggest_latency.latency(100 if quick else 300),
         "editor": lambda: editor_latency.latency(15 if quick else 40),
         "fine-tune": lambda: fine_tune.fine_tune(chars=1500 if quick else 3000),
-        "cpu-runtimes": lambda: cpu_runtimes.cpu_runtimes(rounds=1 if quick else 3),
+        "cpu-runtimes": lambda: {
+            **cpu_runtimes.cpu_runtimes(rounds=1 if quick else 3),
+            **cpu_runtimes.end_to_end(rounds=1 if quick else 3),
+        },
     }
 
 
