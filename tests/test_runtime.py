@@ -136,7 +136,16 @@ def test_a_large_model_completes_on_a_cpu_through_torch_with_int8_weights(tiny_m
     threads = torch.get_num_threads()
     stream = loaded.complete(Request("def f(x):", sampling=Sampling(max_tokens=8, temperature=0, stop_mode="none")))
     assert stream.finish().tokens > 0
-    assert torch.get_num_threads() == threads  # a step runs on one thread and puts torch's setting back
+    assert torch.get_num_threads() == threads  # a step runs on the threads it chose and puts torch's setting back
+
+
+@pytest.mark.parametrize(("cores", "load", "threads"), [(2, 0.1, 2), (2, 1.2, 1), (2, 3.0, 1), (16, 0.0, 4), (8, 5.4, 3)])
+def test_a_large_model_uses_the_cores_that_are_idle(monkeypatch, cores, load, threads):
+    from copilot_repl.completion import runtime_torch
+
+    monkeypatch.setattr(runtime_torch.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(runtime_torch.os, "getloadavg", lambda: (load, load, load))
+    assert runtime_torch.idle_cores() == threads
 
 
 def test_int8_weights_keep_the_shipped_models_predictions():

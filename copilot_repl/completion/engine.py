@@ -34,11 +34,11 @@ def runtime_for(opened: checkpoint.Opened, device: str):
 
     if device == "cpu" and cpu_runtime(opened.config.num_params()) == "numpy":
         return NumpyGPT(opened.config, opened.weights or checkpoint.read_weights(opened.directory))
-    from copilot_repl.completion.runtime_torch import TorchRuntime, int8_from_file
+    from copilot_repl.completion.runtime_torch import TorchRuntime, idle_cores, int8_from_file
     from copilot_repl.devices import resolve_device
 
     if device == "cpu":
-        return TorchRuntime(int8_from_file(opened.config, opened.directory), threads=1)
+        return TorchRuntime(int8_from_file(opened.config, opened.directory), threads=idle_cores)
     opened.weights = opened.weights or checkpoint.read_weights(opened.directory)
     return TorchRuntime(checkpoint_write.torch_model(opened, resolve_device(device)[0]))
 
