@@ -58,13 +58,15 @@ def test_replay_takes_its_share_of_windows_from_all_over_the_base(tiny_model, pr
 
     base = open_base(str(tiny_model), None)
     splits = data.TokenSplits(np.arange(30_000, dtype=np.uint16) % 50, np.zeros(10, np.uint16), 10, False, 30_000)
-    replayed = base.with_replay(splits)
+    replayed = base.with_replay(splits, "the project's fingerprint")
     inherited = base.index_tokens()
     extra = len(replayed.train) - len(splits.train)
     assert abs(extra / len(replayed.train) - REPLAY_SHARE) < 0.05
     assert replayed.unique_train == splits.unique_train and replayed.replayed == extra and replayed.inherited is not None
     assert np.array_equal(replayed.train[len(splits.train) : len(splits.train) + 100], inherited[:100])
     assert np.array_equal(replayed.train[-100:], inherited[-100:])  # the last piece ends where the base's text ends
+    own = base.with_replay(splits, base.opened.meta["corpus"]["fingerprint"])  # trained longer on its own corpus
+    assert own.inherited is None and np.array_equal(own.train, replayed.train)  # its text is indexed once, as its own
 
 
 def test_a_fine_tuned_model_resumes_with_its_bases_tokenizer(tiny_model, project):

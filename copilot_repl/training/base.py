@@ -66,9 +66,11 @@ class Base:
         path = self.directory / INDEX_DIR / TOKENS
         return np.load(path, mmap_mode="r", allow_pickle=False) if path.is_file() else None
 
-    def with_replay(self, splits: data.TokenSplits) -> data.TokenSplits:
+    def with_replay(self, splits: data.TokenSplits, corpus_fingerprint: str) -> data.TokenSplits:
         """The project's splits with pieces of the base's text spread over its whole index appended to
-        the training tokens (REPLAY_SHARE of them), and the base's index to be held by the new one."""
+        the training tokens (REPLAY_SHARE of them), and the base's index to be held by the new one,
+        unless the project is the base's own corpus (training it for longer): its index already
+        holds that text once."""
         inherited = self.index_tokens()
         if inherited is None or len(inherited) < 2 * REPLAY_PIECE:
             return splits
@@ -76,7 +78,8 @@ class Base:
         starts = np.linspace(0, len(inherited) - REPLAY_PIECE, max(1, wanted // REPLAY_PIECE)).astype(np.int64)
         replay = [np.asarray(inherited[s : s + REPLAY_PIECE], dtype=splits.train.dtype) for s in starts]
         train = np.concatenate([np.asarray(splits.train), *replay])
-        return replace(splits, train=train, inherited=inherited, replayed=len(train) - len(splits.train))
+        own_corpus = corpus_fingerprint == self.opened.meta.get("corpus", {}).get("fingerprint")
+        return replace(splits, train=train, inherited=None if own_corpus else inherited, replayed=len(train) - len(splits.train))
 
     def on_base(self, config: TrainConfig) -> TrainConfig:
         """`config` with the base's tokenizer, context and shape; a flag that contradicts them is an error."""
