@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from conftest import CLI, OUTSIDE, TINY_CLI, run_cli
+from copilot_repl import checkpoint
 
 
 def test_once_prints_a_completion(tiny_model):
@@ -28,7 +29,6 @@ def test_once_reads_stdin_and_writes_json(tiny_model):
 
 
 def test_default_model_is_used_without_model_flag(tmp_path):
-    from copilot_repl import checkpoint
 
     r = run_cli("--once", "def fib(n):", "--max-tokens", "16", "--seed", "1", "--json", env={"COPILOT_REPL_PARAS": str(tmp_path)})
     assert r.returncode == 0, r.stderr
@@ -89,7 +89,7 @@ def test_train_then_eval_through_the_cli(corpus_dir, tmp_path):
     assert "clitrain" in r.stdout and "bpe" in r.stdout
     assert any(line.startswith("default ") for line in r.stdout.splitlines())  # the shipped model, by its one name
     r = run_cli(stdin=":load clitrain\n:load default\n:show\n", env={})
-    assert r.returncode == 0 and "default_model" in r.stdout, r.stderr  # back on the shipped model after training
+    assert r.returncode == 0 and str(checkpoint.shipped_default()) in r.stdout, r.stderr  # back on the shipped model
     assert "loaded clitrain (" in r.stdout + r.stderr and "loaded default (" in r.stdout + r.stderr  # by name
     r = run_cli("show", "--model", "clitrain")
     assert r.returncode == 0 and "clitrain" in r.stdout, r.stderr
