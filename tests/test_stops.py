@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_repl.completion.stops import StopRules, repetition_cut
+from copilot_repl.completion.stops import StopRules, answered_lines, repetition_cut
 
 
 @pytest.mark.parametrize(
@@ -78,3 +78,15 @@ def test_streamed_text_is_never_taken_back(prompt, text):
 )
 def test_repetition_is_cut_where_it_starts(text, earlier, expected):
     assert repetition_cut(text, earlier) == expected
+
+
+def test_a_line_of_an_earlier_answer_is_a_repeat_in_a_new_definition():
+    """The session's context holds what the user typed and what the model answered; only the answers'
+    lines count as repeats (a name typed earlier is still completed)."""
+    typed = "def area(radius):\ndef compute(data):\n"
+    context = "def area(radius):\n    return pi * radius**2\ndef compute(data):\n"
+    answered = answered_lines(context, typed)
+    assert answered == {"return pi * radius**2"} and answered_lines(context, None) == frozenset()
+    rules = StopRules("def compute(data):", [], answered=answered)
+    text = "\n    total = 0\n    return pi * radius**2\n"
+    assert rules.find_stop(text) == text.index("    return") and rules.reason == "repetition"

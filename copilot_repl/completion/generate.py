@@ -24,7 +24,7 @@ from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, Gate, buff
 from copilot_repl.completion.row import Row
 from copilot_repl.completion.sampler import log_softmax, penalize, sample
 from copilot_repl.completion.settings import Sampling
-from copilot_repl.completion.stops import StopRules
+from copilot_repl.completion.stops import StopRules, answered_lines
 from copilot_repl.completion.window import Window, heal, read_window
 from copilot_repl.tokenizer import EOT, Tokenizer
 
@@ -145,11 +145,12 @@ class Stream:
             window.buffer = window.buffer[: len(window.buffer) - (len(window.ids) - len(healed))]
             window.ids = healed
         mode = "none" if req.suffix is not None else s.stop_mode
+        answered = answered_lines(req.context, req.copyable)
         return [
             Row(
                 cursor.shown,
                 pending,
-                StopRules(req.prompt, s.stop, mode, repeats=s.stop_mode != "none"),
+                StopRules(req.prompt, s.stop, mode, repeats=s.stop_mode != "none", answered=answered),
                 np.asarray(window.buffer, dtype=np.int64),
             )
             for _ in range(s.n)

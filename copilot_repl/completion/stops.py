@@ -122,8 +122,20 @@ def repetition_cut(text: str, earlier: set[str]) -> int | None:
         start = end + 1
 
 
+def answered_lines(context: str, copyable: str | None) -> frozenset[str]:
+    """The lines of the session's earlier answers (the context less what the user typed): a model that
+    sees its last answer in the context copies it into the next definition that starts alike, and a
+    line it already answered with is a repeat like one of the prompt's."""
+    if copyable is None:
+        return frozenset()
+    typed = {line.strip() for line in copyable.splitlines()}
+    return frozenset(line.strip() for line in context.splitlines() if len(line.strip()) >= MIN_REPEATED_LINE) - typed
+
+
 class StopRules:
-    def __init__(self, prompt: str, stops: list[str], mode: str = "block", repeats: bool = True):
+    def __init__(
+        self, prompt: str, stops: list[str], mode: str = "block", repeats: bool = True, answered: frozenset[str] = frozenset()
+    ):
         self.stops = [s for s in stops if s]
         self.mode, self.repeats = mode, repeats
         lines = [line for line in prompt.splitlines() if line.strip()]
@@ -132,7 +144,7 @@ class StopRules:
         self.opens_block = opens_block(last)
         self.at_line_start = prompt == "" or prompt.endswith("\n")
         self.head = "" if self.at_line_start else prompt.rsplit("\n", 1)[-1]
-        self.earlier = {line.strip() for line in lines[-20:] if len(line.strip()) >= MIN_REPEATED_LINE}
+        self.earlier = {line.strip() for line in lines[-20:] if len(line.strip()) >= MIN_REPEATED_LINE} | answered
         self.reason = "stop"  # why the last cut found by find_stop was made
 
     def find_stop(self, text: str) -> int | None:
