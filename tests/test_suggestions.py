@@ -63,7 +63,7 @@ def test_at_the_bodys_indentation_the_completion_starts_at_the_cursor_and_stays_
 
 def test_a_file_ending_in_a_newline_completes(tmp_path):
     """README's `copilot-repl --once - < prompt.py`: files end in a newline."""
-    text = once("-", stdin="import os\n\n\ndef read_config(path):\n")["completion"]
+    text = once("-", stdin="import math\n\n\ndef area(radius):\n")["completion"]
     assert text.strip() and indent_of(first_line(text)) == 4
 
 
@@ -119,9 +119,9 @@ def test_the_users_index_wins_where_it_matches_better(tmp_path):
 
 
 def test_confidence_is_in_the_record_and_min_confidence_withholds():
-    record = once("def read_lines(path):")
+    record = once("def area(radius):")
     assert record["completion"] and 0.0 <= record["confidence"] <= 1.0
-    withheld = once("def read_lines(path):", "--min-confidence", "1")
+    withheld = once("def area(radius):", "--min-confidence", "1")
     assert withheld["completion"] == "" and withheld["stop_reason"] == "low confidence" and withheld["note"]
     assert withheld["withheld"] == record["completion"]
 
