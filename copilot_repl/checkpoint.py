@@ -42,7 +42,7 @@ def shipped_default() -> Path:
     """Installed, the shipped model is the package's data (copilot_repl/default_model); in a checkout
     (an editable install) it is paras/default, where the design card keeps it."""
     installed = Path(str(resources.files("copilot_repl") / "default_model"))
-    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "paras" / "default"
+    return installed if (installed / META).is_file() else Path(__file__).resolve().parent.parent / "paras" / "default"
 
 
 DEFAULT_NAME = "default"
