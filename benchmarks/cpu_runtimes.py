@@ -50,7 +50,7 @@ class _Generate:
     """transformers' GPT-2 behind the two calls the timings make."""
 
     def __init__(self, model):
-        self.model, self.new = model.eval(), 1
+        self.model = model.eval()
 
     def prefill(self, ids: np.ndarray):
         self.ids = torch.from_numpy(np.asarray(ids, dtype=np.int64))

@@ -29,7 +29,6 @@ def test_once_reads_stdin_and_writes_json(tiny_model):
 
 
 def test_default_model_is_used_without_model_flag(tmp_path):
-
     r = run_cli("--once", "def fib(n):", "--max-tokens", "16", "--seed", "1", "--json", env={"COPILOT_REPL_PARAS": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     record = json.loads(r.stdout)

@@ -140,3 +140,18 @@ def test_a_short_run_reaches_its_learning_rate():
     assert lr_at(config, 0, 0.0) < config.lr / 50  # a long run warms up over its first 100 steps
     assert lr_at(config, 2, 0.06) == config.lr  # a 15-step run is warm after 5% of it
     assert lr_at(config, 99, 0.01) == config.lr
+
+
+def test_a_model_built_for_its_checkpoints_weights_imports_no_sympy():
+    """On the meta device, arange and init.normal_ run Python kernels that import sympy: 82 MB held by
+    every int8 completion of a large model. In a fresh process, as `--once` builds it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from copilot_repl.model import GPT; from copilot_repl.config import GPTConfig; "
+        "GPT.without_weights(GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=32)); "
+        "assert 'sympy' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
