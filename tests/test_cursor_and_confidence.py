@@ -12,8 +12,13 @@ from copilot_repl.completion.retrieval import Gate, Match, log_odds, mix
 
 
 def test_a_block_opener_starts_the_body_one_level_deeper():
-    assert place("def f(x):") == Cursor(9, "\n   ", indent_first=True)
+    assert place("def f(x):") == Cursor(9, "\n   ", indent_first=True, body=True)
     assert place("    if x:").lead == "\n" + " " * 7
+
+
+def test_only_a_new_body_is_kept_from_opening_with_a_string():
+    assert place("def f(x):\n").body and place("def f(x):\n    ").body and place("class A:\n\n    ").body
+    assert not place("x = 1\n    ").body and not place("def f(x):\n    y = 1\n    ").body and not place("x = f(").body
 
 
 def test_a_newline_after_a_block_opener_is_taken_as_the_bodys_start():

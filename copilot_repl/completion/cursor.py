@@ -11,6 +11,11 @@ A prompt can end in three ways, and each needs the model started differently:
   picks an indentation of its own. After a line inside a block (a docstring's closing quotes), the
   newline is taken back and the model writes it again with the indentation it chooses: a lone "\\n"
   token is how byte-level BPE starts a line at the margin, so feeding one asks for the block's end.
+
+A new body's first line is code, never a string or a comment: trained on code that documents every
+function, the model opens a docstring there (or a comment after `for`), which a person at the REPL did
+not ask for and which uses up the budget before the body (measured on the everyday definitions: 16 of 42 completions valid Python with the
+docstring, 30 of 42 without).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ def opens_block(line: str) -> bool:
 class Cursor:
     """How to start a completion of `prompt`: the model reads `prompt[:keep] + lead`; the completion
     shown starts with `lead[hide_lead:]`; when `indent_first`, the first token is a space and a word
-    (of which the space is not shown when `hide_space`); the first tokens write `retype` again."""
+    (of which the space is not shown when `hide_space`); the first tokens write `retype` again;
+    when `body`, the completion starts a block's body and its first token opens neither a string nor a comment."""
 
     keep: int
     lead: str = ""
@@ -42,6 +48,7 @@ class Cursor:
     indent_first: bool = False
     hide_space: bool = False
     retype: str = ""  # typed, then taken back: the first tokens write it again, unshown
+    body: bool = False
 
     @property
     def shown(self) -> str:
@@ -53,17 +60,18 @@ def place(prompt: str, block_mode: bool = True) -> Cursor:
     if at_line_start is None:
         line = prompt.rsplit("\n", 1)[-1]
         if block_mode and opens_block(line):  # the body starts on the next line, one level deeper
-            return Cursor(len(prompt), "\n" + " " * (indent_of(line) + INDENT_WIDTH - 1), indent_first=True)
+            return Cursor(len(prompt), "\n" + " " * (indent_of(line) + INDENT_WIDTH - 1), indent_first=True, body=True)
         return Cursor(len(prompt))
     keep = at_line_start.start()
     typed = indent_of(at_line_start.group(1))
     lines = [line for line in prompt[:keep].split("\n") if line.strip()]
     last = lines[-1] if lines else ""
-    target = max(typed, indent_of(last) + INDENT_WIDTH) if last and opens_block(last) else typed
+    body = bool(last) and opens_block(last)
+    target = max(typed, indent_of(last) + INDENT_WIDTH) if body else typed
     if target == 0 and indent_of(last) > 0:  # after a line in a block: it may go on, or end
         return Cursor(keep, retype="\n")
     if target == 0:  # a line at the left margin: "\n" is how the model saw such a line start
         return Cursor(keep, "\n", hide_lead=1)
     lead = "\n" + " " * (target - 1)
     hidden = 1 + min(typed, target - 1)
-    return Cursor(keep, lead, hide_lead=hidden, indent_first=True, hide_space=typed == target)
+    return Cursor(keep, lead, hide_lead=hidden, indent_first=True, hide_space=typed == target, body=body)

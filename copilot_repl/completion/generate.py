@@ -9,6 +9,7 @@ mixed in, recent tokens are penalised, one sampler draws, the stop rules cut.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
@@ -230,6 +231,8 @@ class Stream:
         free = logp.copy()
         if first and self.cursor.indent_first:
             logp[:, ~self._space_and_word()] = -np.inf
+        if first and self.cursor.body:
+            logp[:, self._prose_starts()] = -np.inf
         if first and req.suffix is None:  # a request for a completion is never answered by ending the text
             logp[:, tok.eot_id] = -np.inf
         for i, row in enumerate(rows):
@@ -281,6 +284,11 @@ class Stream:
         the model has read its indentation one space short."""
         words = self.engine.token_table(lambda b: len(b) > 1 and b[:1] == b" " and not b[1:2].isspace())
         return words if words.any() else self.engine.token_table(lambda b: b == b" ")  # a vocabulary of characters
+
+    def _prose_starts(self) -> np.ndarray:
+        """Tokens that open a comment or a string literal after the indentation's last space (`#`, a
+        docstring's quotes, `r'`, `f"`)."""
+        return self.engine.token_table(lambda b: re.match(rb"\s*(#|[rRbBuUfF]{0,2}[\"'])", b) is not None)
 
     def _word_tokens(self) -> np.ndarray:
         return self.engine.token_table(is_word)
