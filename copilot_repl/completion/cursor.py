@@ -14,8 +14,8 @@ A prompt can end in three ways, and each needs the model started differently:
 
 A new body's first line is code, never a string or a comment: trained on code that documents every
 function, the model opens a docstring there (or a comment after `for`), which a person at the REPL did
-not ask for and which uses up the budget before the body (measured on the everyday definitions: 16 of 42 completions valid Python with the
-docstring, 30 of 42 without).
+not ask for and which uses up the budget before the body (everyday definitions, greedy: 16 of 42
+valid Python with the docstring, 30 of 42 without; keystrokes saved in an editor unchanged).
 """
 
 from __future__ import annotations
