@@ -49,7 +49,7 @@ def test_same_seed_same_output(loaded):
 def test_streamed_text_is_the_completion(loaded):
     c = complete(loaded, "class Stack:", seed=1, max_tokens=30)
     assert c.streamed == c.text and 0 < c.tokens <= 30
-    assert c.reason in ("max tokens", "end of text", "stop")
+    assert c.reason in ("max tokens", "end of text", "stop", "no valid candidate")  # nothing invalid is streamed
 
 
 def test_long_prompt_is_cropped_from_the_left(loaded):

@@ -11,7 +11,7 @@ from conftest import run_cli
 from copilot_repl.completion.cursor import indent_of
 from copilot_repl.completion.result import Candidate, Result
 from copilot_repl.completion.session import Turn
-from copilot_repl.completion.syntax import closed
+from copilot_repl.completion.syntax import ClosedLines, closed
 
 
 def once(*args: str, stdin: str | None = None) -> dict:
@@ -143,3 +143,28 @@ def test_a_completion_cut_inside_a_string_does_not_leave_the_next_prompt_inside_
     ended = _turn("def f(x):", "\n    return x + 1", "stop")
     assert ended.code() == "def f(x):\n    return x + 1\n"
     assert _turn("x = [i * i for i in", " range(", "max tokens").code() == ""  # left open: out of the context
+
+
+def test_a_header_left_without_a_body_stays_out_unless_the_next_prompt_goes_on_inside_it():
+    empty = _turn("def fib(n):", "\n    return frozen_frozen", "repetition")
+    assert empty.code(continued=True) == "def fib(n):\n" and empty.code(continued=False) == ""
+    assert _turn("import os", "", "stop").code(continued=False) == "import os\n"
+
+
+def test_every_completion_of_a_session_is_valid_where_it_ends():
+    """After `def fib(n):` got no body, the session's code no longer compiled (`def fib(n):` then
+    `import json`), and from then on nothing was checked: `x_p = [0, 0, 1,` and `self.n = n):` were shown."""
+    prompts = ["def fib(n):", "import json", 'with open("data.txt") as f:', "class Stack:", "def is_prime(n):", "import os"]
+    for seed in (5, 6):
+        for prompt, record in zip(prompts, batch([f":set seed {seed}", *prompts])):
+            text = record["completion"]
+            assert not text.strip() or closed(prompt + text, bodiless=False), (seed, prompt, text)
+
+
+def test_a_streamed_completion_shows_only_whole_lines_after_which_the_code_is_closed():
+    lines = ClosedLines("def f(x):", bodiless=False)
+    assert lines.limit("\n    y = [1,") == 0 and lines.limit("\n    y = [1,\n") == 0
+    assert lines.limit("\n    y = [1,\n         2]\n    if y:") == len("\n    y = [1,\n         2]")
+    assert lines.limit("\n    y = [1,\n         2]\n    if y:\n        return y\n") == len(
+        "\n    y = [1,\n         2]\n    if y:\n        return y"
+    )

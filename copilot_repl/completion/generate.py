@@ -26,6 +26,7 @@ from copilot_repl.completion.row import Row
 from copilot_repl.completion.sampler import log_softmax, penalize, sample
 from copilot_repl.completion.settings import Sampling
 from copilot_repl.completion.stops import StopRules, answered_lines
+from copilot_repl.completion.syntax import ClosedLines, closed
 from copilot_repl.completion.window import Window, heal, read_window
 from copilot_repl.tokenizer import EOT, Tokenizer
 
@@ -167,6 +168,8 @@ class Stream:
         start, shown = time.perf_counter(), 0
         # streamed text is on a screen and stays; with a min_confidence nothing is shown before its end
         stream = s.n == 1 and s.min_confidence == 0 and not self.quiet
+        source = req.context + req.prompt
+        lines = ClosedLines(source, s.one_line) if stream and req.suffix is None and closed(source) else None
         ends = "end of middle" if req.suffix is not None else "end of text"
         logits = runtime.prefill(np.asarray([window.ids] * s.n))
         finished = False
@@ -182,6 +185,7 @@ class Stream:
                 if stream:
                     first = rows[0]
                     safe = len(StopRules.finish(first.text)) if first.reason else first.rules.safe_length(first.text)
+                    safe = min(safe, lines.limit(first.text)) if lines else safe
                     if safe > shown:
                         yield first.text[shown:safe]
                         shown = safe

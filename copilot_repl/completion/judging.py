@@ -45,10 +45,10 @@ def _candidate(
     """One row's text as a candidate: cut back to its longest valid part when it must end closed."""
     source = req.context + req.prompt
     text = "" if reason == "superseded" else text  # a newer request came: nobody waits for this one
-    valid = closed(source + text) if must_close else syntax_ok(source + text + (req.suffix or ""))
+    one_line = req.sampling.one_line
+    valid = closed(source + text, one_line or not text.strip()) if must_close else syntax_ok(source + text + (req.suffix or ""))
     if not valid and must_close and reason != "interrupted":
-        one_line = "\n" in req.sampling.stop or req.sampling.stop_mode == "line"  # a suggestion: any valid start helps
-        kept = valid_prefix(source, text, shown, tuple(end for end, _ in stat.steps) if one_line else ())
+        kept = valid_prefix(source, text, shown, tuple(end for end, _ in stat.steps), one_line)
         if kept is not None and kept.strip():
             text, valid = kept, True
             reason = "stop" if reason in ("max tokens", "repetition") else reason

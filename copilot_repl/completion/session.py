@@ -70,18 +70,22 @@ class Turn:
     def text(self) -> str:
         return self.result.candidates[self.shown].text
 
-    def code(self, completed: bool = True) -> str:
+    def code(self, completed: bool = True, continued: bool = True) -> str:
         """This turn as code in the session's context: the prompt, the completion, and a fill's suffix.
         A completion that did not end by itself (cut for repeating itself, at max_tokens, interrupted) or
         that would leave what follows inside a string or bracket stays out, and so does a prompt that
-        would: the next prompt would go on with it, or copy it."""
+        would: the next prompt would go on with it, or copy it. A header left without a body stays out
+        unless the next prompt is `continued` inside it: before a line at the margin it is broken code,
+        and every later completion would be judged against code that does not compile."""
         from copilot_repl.completion.syntax import closed
 
         code = self.prompt + (self.text if completed else "") + (self.suffix or "")
         code = code if code.endswith("\n") else code + "\n"
         if completed and self.text and (self.result.candidates[self.shown].stop_reason not in ENDED or not closed(code)):
-            return self.code(completed=False)
-        return code if closed(code) else ""  # a prompt left open would open the next one
+            return self.code(False, continued)
+        if not closed(code):  # a prompt left open would open the next one
+            return ""
+        return code if continued or closed(code, bodiless=False) else ""
 
 
 @dataclass
@@ -188,20 +192,24 @@ class Session:
         return bool(self.model().meta.get("train", {}).get("fim_rate"))
 
     # -- completing --------------------------------------------------------------------------------
-    def context(self) -> str:
-        """The code the model sees before the next prompt."""
-        return self.file_context + ("".join(turn.code() for turn in self.turns) if self.chat else "")
+    def context(self, following: str | None = None) -> str:
+        """The code the model sees before the next prompt, `following` (None: not known yet)."""
+        return self.file_context + (self._code(following, completed=True) if self.chat else "")
 
-    def copyable(self) -> str:
+    def copyable(self, following: str | None = None) -> str:
         """Of the context, what the buffer cache may copy from: what the user typed. Copying an earlier
         answer would put it into every new definition that starts alike (`def fib(n):`, `def is_prime(n):`)."""
-        return self.file_context + ("".join(turn.code(completed=False) for turn in self.turns) if self.chat else "")
+        return self.file_context + (self._code(following, completed=False) if self.chat else "")
+
+    def _code(self, following: str | None, completed: bool) -> str:
+        after = [turn.prompt for turn in self.turns[1:]] + [following]
+        return "".join(turn.code(completed, nxt is None or nxt[:1].isspace()) for turn, nxt in zip(self.turns, after))
 
     def submit(self, prompt: str, suffix: str | None = None, shown_anyway: bool = False):
         """Start completing `prompt`; the turn joins the history when the stream is over. `shown_anyway`:
         a completion below min_confidence is not withheld but marked (the REPL's Enter: the user asked)."""
         done = lambda result: self.turns.append(Turn(prompt, suffix, result))  # noqa: E731
-        return self._start(prompt, suffix, self.context(), done, self.copyable(), shown_anyway)
+        return self._start(prompt, suffix, self.context(prompt), done, self.copyable(prompt), shown_anyway)
 
     def suggestion(self, text: str, stale: Callable[[], bool] | None = None):
         """What the REPL shows dim while `text` is typed: one line, or the body of the block its last line
@@ -223,7 +231,8 @@ class Session:
             n=1,
             min_confidence=base.min_confidence or SERVE_MIN_CONFIDENCE,
         )
-        return self.engine.complete(Request(text, None, self.context(), sampling, self.copyable(), superseded=stale))
+        context, copyable = self.context(text), self.copyable(text)
+        return self.engine.complete(Request(text, None, context, sampling, copyable, superseded=stale))
 
     def regen(self):
         """The last prompt again, in the same context (a new sample unless the seed is fixed)."""

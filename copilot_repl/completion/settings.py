@@ -29,6 +29,11 @@ class Sampling:
     min_confidence: float = 0.0  # withhold a completion less likely than this to be taken (0 shows all)
     suggest: str = "on"  # the REPL's dim suggestion while typing
 
+    @property
+    def one_line(self) -> bool:
+        """A suggestion of one line (an editor's): any valid start of it helps, a header too."""
+        return "\n" in self.stop or self.stop_mode == "line"
+
 
 @dataclass(frozen=True)
 class Setting:
