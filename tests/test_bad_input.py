@@ -101,7 +101,7 @@ CASES = [
     ("base missing", [*FINE_TUNE, "--init-from", "/no/such/model"], ERROR, "no checkpoint"),
     ("base tokenizer unloadable", [*FINE_TUNE, "--init-from", "{plugin}"], ERROR, "unknown tokenizer 'nonexistent'"),
     ("base weights truncated", [*FINE_TUNE, "--init-from", "{truncated}"], ERROR, "corrupt or truncated"),
-    ("shape against the base", [*FINE_TUNE, "--init-from", "{tiny}", "--layers", "3"], USAGE, "--layers 3 contradicts the base"),
+    ("shape against the base", [*FINE_TUNE, "--init-from", "{tiny}", "--dim", "64"], USAGE, "--dim 64 contradicts the base"),
     ("tokenizer against the base", [*FINE_TUNE, "--init-from", "{tiny}", "--tokenizer", "bpe"], USAGE, "contradicts the base"),
     ("resume and init-from", [*FINE_TUNE, "--init-from", "{tiny}", "--resume"], USAGE, "not allowed with argument"),
     ("fine-tune over the base", [*FINE_TUNE, "--init-from", "tiny", "--name", "tiny"], USAGE, "would overwrite the base"),

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import TINY, run_cli, stdlib_folder
 from copilot_repl import checkpoint
+from copilot_repl.errors import UsageError
 from copilot_repl.training.base import REPLAY_SHARE, open_base, weights_fingerprint
 from copilot_repl.training.recipe import FINE_TUNE_LR
 from copilot_repl.training.train import TrainConfig, train
@@ -92,3 +93,28 @@ def test_train_init_from_works_from_the_repl_too(tiny_model, project):
     r = run_cli(stdin=f":train --init-from {tiny_model} --corpus {project} --steps 1 --name ft-repl\n:show\n")
     assert r.returncode == 0, r.stderr
     assert checkpoint.read_meta(checkpoint.paras_dir() / "ft-repl")["base"]["path"] == str(tiny_model)
+
+
+def test_a_deeper_model_grows_from_its_base_computing_the_same_function(tiny_model):
+    import torch
+
+    from copilot_repl.checkpoint_write import torch_model
+    from copilot_repl.training.starting import deepened
+
+    base = torch_model(checkpoint.open_checkpoint(tiny_model))
+    grown = deepened(base, 2 * len(base.blocks) + 1)
+    assert len(grown.blocks) == 2 * len(base.blocks) + 1
+    ids = torch.randint(0, base.config.vocab_size, (2, 17))
+    with torch.no_grad():
+        assert torch.allclose(grown(ids)[0], base(ids)[0], atol=1e-5)
+    assert any(p.abs().sum() > 0 for p in grown.blocks[1].attn.c_attn.parameters())  # a copy, trained inputs
+
+
+def test_train_grows_a_base_deeper_and_says_so(tiny_model, project):
+    layers = checkpoint.open_checkpoint(tiny_model).config.n_layer + 2
+    result = fine_tune(tiny_model, project, "ft-deeper", layers=layers)
+    grown = checkpoint.open_checkpoint(result.directory)
+    assert grown.config.n_layer == layers and grown.meta["train"]["layers"] == layers
+    assert grown.meta["base"]["fingerprint"] == weights_fingerprint(tiny_model)
+    with pytest.raises(UsageError, match="contradicts the base"):  # it never shrinks
+        open_base(str(result.directory), None).on_base(TrainConfig(layers=layers - 1))

@@ -74,7 +74,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     start.add_argument(
         "--init-from",
         metavar="MODEL",
-        help="fine-tune: start from MODEL's weights (default, a NAME, or a folder), keeping its tokenizer and shape",
+        help="fine-tune: start from MODEL's weights (default, a NAME, or a folder), keeping its tokenizer and "
+        "shape; more --layers than MODEL's grows it deeper",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (needs a C++ compiler on a CPU)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

@@ -12,7 +12,7 @@ import torch
 
 from copilot_repl import checkpoint, checkpoint_write, data
 from copilot_repl.errors import CheckpointError, CorpusError
-from copilot_repl.model import GPT
+from copilot_repl.model import GPT, Block
 from copilot_repl.tokenizer import tokenizer_class
 from copilot_repl.training import distributed, sizing
 from copilot_repl.training.base import Base, open_base
@@ -69,7 +69,8 @@ def build_model(config: TrainConfig, vocab_size: int, device: str, out_dir: Path
     if state is not None:
         model = checkpoint_write.load(out_dir).model
     else:
-        model = checkpoint_write.torch_model(base.opened) if base else GPT(config.model_config(vocab_size))
+        model = GPT(config.model_config(vocab_size)) if base is None else checkpoint_write.torch_model(base.opened)
+        model = deepened(model, config.layers)
     model.to(device).train()
     optimizers = make_optimizers(model, config, device)
     if state is None:
@@ -78,6 +79,26 @@ def build_model(config: TrainConfig, vocab_size: int, device: str, out_dir: Path
     for optimizer, saved_state in zip(optimizers, saved_states):
         optimizer.load_state_dict(saved_state)
     return model, optimizers, int(state["step"]), checkpoint.read_meta(out_dir).get("history", [])
+
+
+def deepened(model: GPT, layers: int | None) -> GPT:
+    """`model` with `layers` blocks, computing the same function: each block is followed by copies of
+    itself whose outputs (the projections back into the residual stream) start at zero, as a new
+    model's blocks do. The copies start as the identity but learn at once, their inputs already
+    trained: a session's compute goes into a bigger model without losing what the base learnt."""
+    old = len(model.blocks)
+    if layers is None or layers == old:
+        return model
+    grown = GPT(replace(model.config, n_layer=layers))
+    grown.wte.weight.data.copy_(model.wte.weight.data)
+    for i, block in enumerate(grown.blocks):
+        assert isinstance(block, Block)
+        source = model.blocks[i * old // layers]
+        block.load_state_dict(source.state_dict())
+        if i and i * old // layers == (i - 1) * old // layers:  # a copy: it adds nothing until trained
+            for projection in (block.attn.c_proj, block.mlp.c_proj):
+                torch.nn.init.zeros_(projection.weight)
+    return grown
 
 
 def resumed(config: TrainConfig, out_dir: Path) -> tuple[TrainConfig, dict, Base | None]:
