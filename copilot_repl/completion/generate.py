@@ -30,7 +30,7 @@ from copilot_repl.completion.syntax import ClosedLines, closed
 from copilot_repl.completion.window import Window, heal, read_window
 from copilot_repl.tokenizer import EOT, Tokenizer
 
-RESAMPLE_ROWS = 4  # a sampled completion with nothing valid in it is tried again this many times at once
+RESAMPLE_ROWS = 4  # a completion with nothing valid in it is tried again this many times at once
 
 
 class Runtime(Protocol):
@@ -109,8 +109,9 @@ class Stream:
     `result` is set once it is over, also when stopped early by `close()` or Ctrl-C, and then every
     `on_done` listener is told it. A result is never changed once it is out."""
 
-    def __init__(self, engine: Engine, request: Request):
+    def __init__(self, engine: Engine, request: Request, branch: bool = False):
         self.engine, self.request = engine, request
+        self.branch = branch  # row i opens with the model's (i+1)-th choice: a greedy retry that stays greedy
         self.result: Result | None = None
         self.listeners: list[Callable[[Result], None]] = []
         self.marked_below = 0.0  # a face marks a shown completion less confident than this
@@ -172,11 +173,13 @@ class Stream:
         lines = ClosedLines(source, s.one_line) if stream and req.suffix is None and closed(source) else None
         ends = "end of middle" if req.suffix is not None else "end of text"
         logits = runtime.prefill(np.asarray([window.ids] * s.n))
-        finished = False
+        finished, branching = False, self.branch
         try:
             for step in range(s.max_tokens):
                 logp, model_logp, copied = self._next_logp(logits, rows, first=step == 0)
                 tokens = sample(logp, s, rng)
+                if branching and not any(row.pending for row in rows):
+                    tokens, branching = self._openings(logp), False
                 for i, row in enumerate(rows):
                     if not row.reason:
                         token = int(tokens[i])
@@ -204,6 +207,17 @@ class Stream:
         text = self.result.text
         if len(text) > shown:
             yield text[shown:]
+
+    @staticmethod
+    def _openings(logp: np.ndarray) -> np.ndarray:
+        """For row i the (i+1)-th most likely token (the first is the greedy answer's), or the least
+        likely one allowed when fewer are."""
+        chosen = np.empty(len(logp), dtype=np.int64)
+        for i, values in enumerate(logp):
+            order = np.argsort(-values, kind="stable")
+            allowed = order[np.isfinite(values[order])]
+            chosen[i] = allowed[min(i + 1, len(allowed) - 1)] if len(allowed) else order[0]
+        return chosen
 
     def _halt(self, start: float) -> str:
         """Why every row must stop now, from outside the text: a newer request, or the time is up."""
@@ -256,10 +270,15 @@ class Stream:
         )
         if shown and len(candidates[0].text) < shown:
             candidates[0].text = rows[0].text[:shown]  # streamed is shown: it stays
-        s = self.request.sampling
-        if finished and not shown and s.n == 1 and s.temperature > 0 and candidates[0].stop_reason == "no valid candidate":
-            began = time.perf_counter()  # a sample that went wrong: a few more, in one batch, before saying nothing
-            again = Stream(self.engine, replace(self.request, sampling=replace(s, n=RESAMPLE_ROWS, seed=self.seed + 1)))
+        req, s = self.request, self.request.sampling
+        left = None if req.max_seconds is None else req.max_seconds - seconds  # an editor's budget is for both
+        wrong = finished and not shown and s.n == 1 and candidates[0].stop_reason == "no valid candidate"
+        if wrong and (left is None or left > 0):
+            # an answer that went wrong: a few more, in one batch, before saying nothing; greedy ones open
+            # with the model's next choices, so that the same prompt still gets the same answer
+            began = time.perf_counter()
+            retry = replace(req, sampling=replace(s, n=RESAMPLE_ROWS, seed=self.seed + 1), max_seconds=left)
+            again = Stream(self.engine, retry, branch=s.temperature == 0)
             retried = again.finish()
             seconds += time.perf_counter() - began
             if retried.candidates[0].text.strip():
