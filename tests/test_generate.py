@@ -138,3 +138,10 @@ def test_a_newer_request_or_the_time_limit_stops_a_completion(loaded):
     assert done.stop_reason == "superseded" and done.tokens == 4 and done.text == ""
     done = loaded.complete(Request("def f(x):", sampling=sampling, max_seconds=0.0)).finish()
     assert done.stop_reason == "time limit" and done.tokens == 1
+
+
+def test_best_of_n_runs_past_the_window_when_some_rows_stopped_early(loaded):
+    """Rows that stopped keep no more history; the window re-read past its end must still be one batch."""
+    for seed in range(4):
+        c = complete(loaded, "x = 1\n", seed=seed, n=4, stop=["e"], max_tokens=200, repeat_penalty=1.0)
+        assert len(c.result.candidates) == 4

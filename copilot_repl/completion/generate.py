@@ -198,7 +198,10 @@ class Stream:
                 if all(row.reason for row in rows):
                     break
                 if runtime.length >= runtime.block_size:  # the window is full: re-read its last half
-                    logits = runtime.prefill(np.stack([row.history[-(runtime.block_size // 2) :] for row in rows]))
+                    # a row that stopped kept no more history; it stands in a running one's to keep one batch
+                    running = next(row for row in rows if not row.reason)
+                    half = [(running if row.reason else row).history[-(runtime.block_size // 2) :] for row in rows]
+                    logits = runtime.prefill(np.stack(half))
                 else:
                     logits = runtime.step(tokens)
             finished = True
