@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -93,6 +94,16 @@ def test_best_of_n_ranks_valid_candidates_first(tiny_model):
     for group in (True, False):
         scores = [c.confidence for c in candidates if c.syntax_ok is group]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_greedy_best_of_n_opens_each_row_differently_and_repeats_itself(tiny_model):
+    """At temperature 0 the rows would all be one answer: row i opens with the model's i-th choice instead."""
+    engine = load_engine(tiny_model)[0]
+    request = Request("x = ", sampling=Sampling(max_tokens=6, temperature=0, n=4, stop_mode="none"))
+    texts = [sorted(c.text for c in engine.complete(request).finish().candidates) for _ in range(2)]
+    assert len(set(texts[0])) == 4 and texts[0] == texts[1]
+    greedy = engine.complete(replace(request, sampling=replace(request.sampling, n=1))).finish().text
+    assert greedy in texts[0]
 
 
 def test_best_of_n_from_the_shell_lists_candidates(tiny_model):

@@ -109,14 +109,16 @@ class Stream:
     `result` is set once it is over, also when stopped early by `close()` or Ctrl-C, and then every
     `on_done` listener is told it. A result is never changed once it is out."""
 
-    def __init__(self, engine: Engine, request: Request, branch: bool = False):
+    def __init__(self, engine: Engine, request: Request, tried: int = 0):
         self.engine, self.request = engine, request
-        self.branch = branch  # row i opens with the model's (i+1)-th choice: a greedy retry that stays greedy
+        s = request.sampling
+        # greedy rows that differ: row i opens with the model's (tried + i + 1)-th choice of token and is
+        # greedy after it (best-of-n at temperature 0, or a retry after the `tried` greedy answer went wrong)
+        self.opening = tried if s.temperature == 0 and (tried or s.n > 1) else None
         self.result: Result | None = None
         self.listeners: list[Callable[[Result], None]] = []
         self.marked_below = 0.0  # a face marks a shown completion less confident than this
         self.quiet = False  # nobody watches it stream: a stop may still take back any of its text
-        s = request.sampling
         self.seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.cursor = place(request.prompt, s.stop_mode == "block") if request.suffix is None else Cursor(len(request.prompt))
         self._pieces = self._run()
@@ -173,13 +175,13 @@ class Stream:
         lines = ClosedLines(source, s.one_line) if stream and req.suffix is None and closed(source) else None
         ends = "end of middle" if req.suffix is not None else "end of text"
         logits = runtime.prefill(np.asarray([window.ids] * s.n))
-        finished, branching = False, self.branch
+        finished, opening = False, self.opening
         try:
             for step in range(s.max_tokens):
                 logp, model_logp, copied = self._next_logp(logits, rows, first=step == 0)
                 tokens = sample(logp, s, rng)
-                if branching and not any(row.pending for row in rows):
-                    tokens, branching = self._openings(logp), False
+                if opening is not None and not any(row.pending for row in rows):
+                    tokens, opening = self._openings(logp, opening), None
                 for i, row in enumerate(rows):
                     if not row.reason:
                         token = int(tokens[i])
@@ -212,14 +214,13 @@ class Stream:
             yield text[shown:]
 
     @staticmethod
-    def _openings(logp: np.ndarray) -> np.ndarray:
-        """For row i the (i+1)-th most likely token (the first is the greedy answer's), or the least
-        likely one allowed when fewer are."""
+    def _openings(logp: np.ndarray, skip: int) -> np.ndarray:
+        """For row i the (skip + i + 1)-th most likely token, or the least likely one allowed when fewer are."""
         chosen = np.empty(len(logp), dtype=np.int64)
         for i, values in enumerate(logp):
             order = np.argsort(-values, kind="stable")
             allowed = order[np.isfinite(values[order])]
-            chosen[i] = allowed[min(i + 1, len(allowed) - 1)] if len(allowed) else order[0]
+            chosen[i] = allowed[min(skip + i, len(allowed) - 1)] if len(allowed) else order[0]
         return chosen
 
     def _halt(self, start: float) -> str:
@@ -281,7 +282,7 @@ class Stream:
             # with the model's next choices, so that the same prompt still gets the same answer
             began = time.perf_counter()
             retry = replace(req, sampling=replace(s, n=RESAMPLE_ROWS, seed=self.seed + 1), max_seconds=left)
-            again = Stream(self.engine, retry, branch=s.temperature == 0)
+            again = Stream(self.engine, retry, tried=1)
             retried = again.finish()
             seconds += time.perf_counter() - began
             if retried.candidates[0].text.strip():
