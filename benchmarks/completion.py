@@ -201,7 +201,7 @@ def line_completion(count: int = 500, model: str | None = None) -> dict:
 
 def loops_and_cost(seeds: int = 3) -> dict:
     """Loop rates at the default settings, and the retrieval mixture's cost per token, side by side."""
-    engine = load_engine(checkpoint.shipped_default())[0]
+    engine = load_engine(checkpoint.resolve(None))[0]
     alone = replace(engine, indexes=[], gate=OFF)
     default = Sampling()
     result = {
