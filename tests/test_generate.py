@@ -145,3 +145,13 @@ def test_best_of_n_runs_past_the_window_when_some_rows_stopped_early(loaded):
     for seed in range(4):
         c = complete(loaded, "x = 1\n", seed=seed, n=4, stop=["e"], max_tokens=200, repeat_penalty=1.0)
         assert len(c.result.candidates) == 4
+
+
+def test_the_speed_is_read_from_every_token_decoded_not_the_winners_alone(loaded):
+    longer = 0
+    for seed in range(3):
+        r = complete(loaded, "x = 1\n", seed=seed, n=4, stop=["e"], max_tokens=60).result
+        assert r.steps == max(c.tokens for c in r.candidates) >= r.tokens
+        assert r.tokens_per_second == r.steps / r.seconds
+        longer += r.steps > r.tokens
+    assert longer  # a row ran longer than the winner: the winner alone would have read slower

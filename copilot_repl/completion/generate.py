@@ -175,9 +175,10 @@ class Stream:
         lines = ClosedLines(source, s.one_line) if stream and req.suffix is None and closed(source) else None
         ends = "end of middle" if req.suffix is not None else "end of text"
         logits = runtime.prefill(np.asarray([window.ids] * s.n))
-        finished, opening = False, self.opening
+        finished, opening, steps = False, self.opening, 0
         try:
             for step in range(s.max_tokens):
+                steps = step + 1
                 logp, model_logp, copied = self._next_logp(logits, rows, first=step == 0)
                 tokens = sample(logp, s, rng)
                 if opening is not None and not any(row.pending for row in rows):
@@ -208,7 +209,7 @@ class Stream:
                     logits = runtime.step(tokens)
             finished = True
         finally:  # also on Ctrl-C or close(): the result says how far it got
-            self.result = self._publish(window, rows, finished, shown, time.perf_counter() - start)
+            self.result = self._publish(window, rows, finished, shown, time.perf_counter() - start, steps)
         text = self.result.text
         if len(text) > shown:
             yield text[shown:]
@@ -266,7 +267,7 @@ class Stream:
                 logp[i] = free[i]
         return logp, model_logp, copied
 
-    def _publish(self, window: Window, rows: list[Row], finished: bool, shown: int, seconds: float) -> Result:
+    def _publish(self, window: Window, rows: list[Row], finished: bool, shown: int, seconds: float, steps: int) -> Result:
         """The result, judged and ranked, and every listener told it."""
         reasons = [row.reason or ("max tokens" if finished else "interrupted") for row in rows]
         candidates = judge(
@@ -284,10 +285,10 @@ class Stream:
             retry = replace(req, sampling=replace(s, n=RESAMPLE_ROWS, seed=self.seed + 1), max_seconds=left)
             again = Stream(self.engine, retry, tried=1)
             retried = again.finish()
-            seconds += time.perf_counter() - began
+            seconds, steps = seconds + time.perf_counter() - began, steps + retried.steps
             if retried.candidates[0].text.strip():
                 candidates = retried.candidates[:1]
-        result = Result(window.prompt_tokens, window.context_tokens, window.cropped, self.seed, seconds, candidates)
+        result = Result(window.prompt_tokens, window.context_tokens, window.cropped, self.seed, seconds, candidates, steps)
         for listener in self.listeners:
             listener(result)
         return result

@@ -71,6 +71,7 @@ class Result:
     seed: int
     seconds: float
     candidates: list[Candidate]  # best first; one for a plain completion
+    steps: int = 0  # tokens decoded per row, a retry's included: what the speed is read from
 
     @property
     def text(self) -> str:
@@ -102,7 +103,9 @@ class Result:
 
     @property
     def tokens_per_second(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
+        """The model's decoding speed, not the answer's length over the time (a retry, or a best-of-n
+        row that ran longer than the winner, would make a fast model look slow)."""
+        return max(self.steps, self.tokens) / self.seconds if self.seconds else 0.0
 
     def record(self) -> dict[str, Any]:
         """What a program reading `--json` (or the server) needs, the same from every face."""
