@@ -4,6 +4,7 @@ reproduction from the issue that asked for suggestions worth accepting."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -84,6 +85,14 @@ def test_a_new_body_starts_with_code_not_a_docstring_or_a_comment():
     records = [once(p) for p in prompts[:3]] + [once("-", stdin=prompts[3])] + batch(lines)
     starts = [first_line(r["completion"]).lstrip()[:1] for r in records if r["completion"].strip()]
     assert len(starts) >= len(records) // 2 and not set(starts) & {'"', "'", "#"}, starts
+
+
+def test_nor_with_a_string_prefix_and_then_the_quotes():
+    """` r` and then `\"\"\"` opened a raw docstring past the first-token rule (`def area(radius):`, the
+    fourth of four greedy rows)."""
+    candidates = once("def area(radius):", "--n", "4")["candidates"]
+    starts = [first_line(c["completion"]).lstrip() for c in candidates if c["completion"].strip()]
+    assert starts and not [s for s in starts if re.match(r"[rRbBuUfF]{0,2}[\"']", s)], starts
 
 
 def test_an_unrelated_function_is_not_copied_because_two_tokens_matched():

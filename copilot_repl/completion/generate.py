@@ -179,7 +179,7 @@ class Stream:
         try:
             for step in range(s.max_tokens):
                 steps = step + 1
-                logp, model_logp, copied = self._next_logp(logits, rows, first=step == 0)
+                logp, model_logp, copied = self._next_logp(logits, rows, step)
                 tokens = sample(logp, s, rng)
                 if opening is not None and not any(row.pending for row in rows):
                     tokens, opening = self._openings(logp, opening), None
@@ -233,7 +233,7 @@ class Stream:
             return "time limit"
         return ""
 
-    def _next_logp(self, logits: np.ndarray, rows: list[Row], first: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _next_logp(self, logits: np.ndarray, rows: list[Row], step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One step's log-probabilities to sample from for each row, the model's own, and the weight the
         copies got: special tokens masked, the copies mixed in, recent tokens penalised, the first token
         held to the cursor, and a row still writing taken-back bytes held to tokens that agree with them."""
@@ -251,11 +251,15 @@ class Stream:
         # from the index must not bring back the loop the penalty is there to stop
         recent = [row.history[-s.repeat_last_n :].tolist() if s.repeat_last_n else [] for row in rows]
         logp = log_softmax(penalize(logp, recent, s.repeat_penalty))
-        free = logp.copy()
+        free, first = logp.copy(), step == 0
         if first and self.cursor.indent_first:
             logp[:, ~self._space_and_word()] = -np.inf
         if first and self.cursor.body:
             logp[:, self._prose_starts()] = -np.inf
+        if step == 1 and self.cursor.body:  # nor a prefix and then the quotes (` r` then `"""`)
+            for i, row in enumerate(rows):
+                if re.fullmatch(rb"\s*[rRbBuUfF]{1,2}", tok.token_bytes(int(row.history[-1]))):
+                    logp[i, self._quote_starts()] = -np.inf
         if first and req.suffix is None:  # a request for a completion is never answered by ending the text
             logp[:, tok.eot_id] = -np.inf
         for i, row in enumerate(rows):
@@ -317,6 +321,9 @@ class Stream:
         """Tokens that open a comment or a string literal after the indentation's last space (`#`, a
         docstring's quotes, `r'`, `f"`)."""
         return self.engine.token_table(lambda b: re.match(rb"\s*(#|[rRbBuUfF]{0,2}[\"'])", b) is not None)
+
+    def _quote_starts(self) -> np.ndarray:
+        return self.engine.token_table(lambda b: b[:1] in (b'"', b"'"))
 
     def _word_tokens(self) -> np.ndarray:
         return self.engine.token_table(is_word)
