@@ -17,13 +17,13 @@ file that starts with what is typed on the current line; no model.
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WORDS = re.compile(r"\W*\w+|\W+")  # what one Alt-F (forward-word) takes
+from copilot_repl.completion.result import WORDS
+
 TEST_PACKAGE = ("pluggy", ("_callers.py", "_result.py", "_tracing.py", "_warnings.py"))  # about 12,000 characters
 FIT_PACKAGE = ("pygments", ("filter.py", "formatter.py", "console.py", "modeline.py", "plugin.py", "style.py"))
 
@@ -108,8 +108,8 @@ def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0) -> Tally:
 
 
 def at_confidence(shown: Shown | None, min_confidence: float) -> Shown | None:
-    """What serve shows at `min_confidence`: nothing below it, else the part the model is that sure of
-    (the same rule as the runner's, applied here so that one pass serves every threshold)."""
+    """What serve shows at `min_confidence`: nothing below it, else the part the model does not merely
+    guess (the same rule as the runner's, applied here so that one pass serves every threshold)."""
     from copilot_repl.completion.confidence import confident_part
 
     if shown is None or not min_confidence or not shown.steps:
@@ -193,7 +193,7 @@ def run(
     return tallies
 
 
-SWEEP = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+SWEEP = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5)
 
 
 def keystrokes(chars: int | None = None, thresholds: tuple[float, ...] = SWEEP) -> dict:

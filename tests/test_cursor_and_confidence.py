@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot_repl.completion.confidence import FEATURES, Confidence
+from copilot_repl.completion.confidence import FEATURES, GUESS_BELOW, Confidence, confident_part
 from copilot_repl.completion.cursor import Cursor, place
+from copilot_repl.completion.generate import _margin
+from copilot_repl.completion.result import text_features
 from copilot_repl.completion.retrieval import Gate, Match, log_odds, mix
 
 
@@ -63,6 +67,33 @@ def test_confidence_fit_separates_and_survives_a_round_trip():
     again = Confidence.from_dict(fitted.to_dict())
     assert again.weights == fitted.weights and again.bias == fitted.bias
     assert Confidence.from_dict({"features": ["other"], "weights": [1.0], "bias": 0}).weights == Confidence().weights
+
+
+def test_a_name_the_file_already_has_is_known_and_a_new_one_is_not():
+    prompt = "def area(radius):\n    return 3.14 * ra"
+    known = text_features(prompt, "dius * radius")
+    assert known["known_word"] == 1.0 and known["mid_word"] == 1.0
+    assert known["head_chars"] == math.log1p(2) and known["first_chunk"] == math.log1p(len("dius"))
+    new = text_features(prompt, "nge(10)")
+    assert new["known_word"] == 0.0
+    at_margin = text_features("import os\n", "import sys")
+    assert at_margin["line_start"] == 1.0 and at_margin["mid_word"] == 0.0 and at_margin["known_word"] == 1.0
+    assert text_features("imports = 1\n", "import")["known_word"] == 0.0  # a whole name, not a part of one
+    assert text_features("x = ", "")["known_word"] == 0.0
+
+
+def test_the_margin_is_the_lead_over_the_next_best_token():
+    logp = np.log(np.array([0.5, 0.3, 0.2]))
+    assert math.isclose(_margin(logp, 0), math.log(0.5 / 0.3))
+    assert math.isclose(_margin(logp, 2), math.log(0.2 / 0.5))
+
+
+def test_a_confident_suggestion_is_cut_where_it_becomes_a_guess_and_a_doubtful_one_is_withheld():
+    steps = [(3, -0.1), (8, -2.0), (12, -3.0)]  # the whole of it: 0.9, then 0.12, then 0.006
+    assert 0.12 > GUESS_BELOW > 0.006
+    assert confident_part("abc defg hij", steps, confidence=0.5, min_confidence=0.2) == "abc defg"
+    assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.2) == ""
+    assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.0) == "abc defg"
 
 
 def test_a_long_specific_match_outweighs_a_short_generic_one():

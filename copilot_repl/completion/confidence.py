@@ -2,9 +2,10 @@
 
 The mean log-probability alone is a poor filter: a tiny model is sure of copies that restart the line
 above, and unsure of names it finishes well. So the confidence weighs several signals together (the
-model's own probabilities, the copies' share, the first and the weakest token, length, whether it
-parses, where the cursor is), fitted by logistic regression on simulated typing of code held out from
-training (`python -m benchmarks.fit_suggestions`), and saved in checkpoint.json. A checkpoint without a
+model's own probabilities, how far the chosen tokens led the next best, the copies' share, whether it
+parses, where the cursor is, whether the name it writes is one the file already has, how long its first
+word is), fitted by logistic regression on simulated typing of code held out from training (`python -m
+benchmarks.fit_suggestions`), and saved in checkpoint.json. A checkpoint without a
 fit gets the weights fitted for the shipped model: the features are scaled alike for any model.
 """
 
@@ -21,34 +22,42 @@ FEATURES = (
     "first_logprob",
     "model_mean_logprob",
     "copied",
-    "log_chars",
-    "lines",
     "valid",
+    "lowest_margin",
+    "log_chars",
     "mid_word",
     "line_start",
+    "known_word",
+    "first_chunk",
+    "chunks",
+    "head_chars",
 )
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
-SHIPPED_WEIGHTS = (0.13885, 0.14836, -0.11989, 0.09476, -0.3853, -0.22821, 0.0, 0.3033, 1.10809, 1.73367)
-SHIPPED_BIAS = -1.72021
+SHIPPED_WEIGHTS = (0.09246, -0.0547, 0.02586, 0.14681, -1.47259, 0.35691, 0.56935, -0.19593, 1.74012, 0.85382)
+SHIPPED_WEIGHTS += (1.25385, -0.74663, 0.47599, -0.72949)
+SHIPPED_BIAS = -1.78624
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
-SERVE_MIN_CONFIDENCE = 0.1
+SERVE_MIN_CONFIDENCE = 0.2
+# a suggestion that is shown is cut where the model's running probability of the whole of it falls below
+# this: chosen with serve's default on the same benchmark (cutting at min_confidence itself saved less)
+GUESS_BELOW = 0.01
 
 
 def confident_part(text: str, steps: list[tuple[int, float]], confidence: float, min_confidence: float) -> str:
-    """What of a completion to show at `min_confidence`: nothing below it, else the part the model is
-    that sure of (one rule for the runner and the benchmark that chose serve's default)."""
-    keep = confident_length(steps, min_confidence) if confidence >= min_confidence else 0
+    """What of a completion to show at `min_confidence`: nothing below it, else the part the model does
+    not merely guess (one rule for the runner and the benchmark that chose serve's default)."""
+    keep = confident_length(steps, GUESS_BELOW) if confidence >= min_confidence else 0
     return text[:keep].rstrip()
 
 
-def confident_length(steps: list[tuple[int, float]], min_confidence: float) -> int:
+def confident_length(steps: list[tuple[int, float]], floor_probability: float) -> int:
     """How much of a completion to show: up to the token where the model's running probability of the
-    whole of it (the product of its tokens' probabilities) falls below `min_confidence`. A suggestion is
-    often right for a word or two and then guesses; shown whole, it reads as wrong."""
-    if min_confidence <= 0:
+    whole of it (the product of its tokens' probabilities) falls below `floor_probability`. A suggestion
+    is often right for a word or two and then guesses; shown whole, it reads as wrong."""
+    if floor_probability <= 0:
         return steps[-1][0] if steps else 0
-    floor, total, length = math.log(min_confidence), 0.0, 0
+    floor, total, length = math.log(floor_probability), 0.0, 0
     for end, logprob in steps:
         total += logprob
         if total < floor:

@@ -186,7 +186,12 @@ class Stream:
                 for i, row in enumerate(rows):
                     if not row.reason:
                         token = int(tokens[i])
-                        logprobs = (float(logp[i, token]), float(model_logp[i, token]), float(copied[i]))
+                        logprobs = (
+                            float(logp[i, token]),
+                            float(model_logp[i, token]),
+                            float(copied[i]),
+                            _margin(logp[i], token),
+                        )
                         row.take(token, tok.token_bytes(token), logprobs, ends if token == tok.eot_id else "", shown)
                 if stream:
                     first = rows[0]
@@ -327,3 +332,10 @@ class Stream:
 
     def _word_tokens(self) -> np.ndarray:
         return self.engine.token_table(is_word)
+
+
+def _margin(logp: np.ndarray, token: int) -> float:
+    """How far `token`'s log-probability is above the best other token's: a close second means the
+    model was torn, whatever the chosen token's own probability."""
+    others = np.delete(logp, token)
+    return float(logp[token] - others.max()) if len(others) else 0.0

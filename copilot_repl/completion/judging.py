@@ -52,6 +52,7 @@ def _candidate(
         if kept is not None and kept.strip():
             text, valid = kept, True
             reason = "stop" if reason in ("max tokens", "repetition") else reason
-    features = stat.features(text, valid, req.prompt)
+    typed = (req.context if req.copyable is None else req.copyable) + req.prompt  # a name known is one the user wrote
+    features = stat.features(text, valid, typed)
     score = confidence.score(features) if text.strip() else 0.0
     return Candidate(text, stat.count, stat.mean, valid, reason, score, features, "", stat.steps)

@@ -4,8 +4,13 @@ renders (`--json`, batch mode, the REPL's dim line, the server's choices)."""
 from __future__ import annotations
 
 import math
+import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
+
+IDENTIFIER_CHARS = string.ascii_letters + string.digits + "_"
+WORDS = re.compile(r"\W*\w+|\W+")  # what one Alt-F (forward-word) takes
 
 
 @dataclass
@@ -29,11 +34,13 @@ class TokenStats:
     # log-probability as sampled (the model mixed with the copies)
     model_total: float = 0.0  # the model's own log-probabilities, before the copies
     copied: float = 0.0  # summed weight the copies got
+    margins: list[float] = field(default_factory=list)  # per token: how far ahead of the next best it was
 
-    def add(self, logprob: float, model_logprob: float, copied: float, end: int) -> None:
+    def add(self, logprob: float, model_logprob: float, copied: float, margin: float, end: int) -> None:
         self.steps.append((end, logprob))
         self.model_total += max(model_logprob, -30.0)
         self.copied += copied
+        self.margins.append(min(max(margin, -30.0), 30.0))
 
     @property
     def count(self) -> int:
@@ -48,6 +55,7 @@ class TokenStats:
         return sum(self.logprobs) / max(self.count, 1)
 
     def features(self, text: str, valid: bool, prompt: str) -> dict[str, float]:
+        """What the confidence is computed from: the model's probabilities, then where the text goes."""
         n, first = max(self.count, 1), self.logprobs[0] if self.logprobs else 0.0
         return {
             "mean_logprob": max(self.mean, -30.0),
@@ -55,12 +63,30 @@ class TokenStats:
             "first_logprob": max(first, -30.0),
             "model_mean_logprob": self.model_total / n,
             "copied": self.copied / n,
-            "log_chars": math.log1p(len(text.strip())),
-            "lines": float(text.strip().count("\n")),
             "valid": float(valid),
-            "mid_word": float(prompt[-1:].isalnum() or prompt[-1:] == "_"),
-            "line_start": float(not prompt.rsplit("\n", 1)[-1].strip()),
+            "lowest_margin": min(self.margins, default=0.0),
+            **text_features(prompt, text),
         }
+
+
+def text_features(prompt: str, text: str) -> dict[str, float]:
+    """What the prompt and the suggestion's text tell of its chance, whatever model wrote it: a name
+    the file already has is likely typed again (a new one is the model's guess); the more of a word is
+    typed, the fewer ways to finish it; how much of it one key (Tab, or a word) would take."""
+    head = prompt[len(prompt.rstrip(IDENTIFIER_CHARS)) :] if prompt[-1:] in IDENTIFIER_CHARS else ""
+    word = head + re.match(r"\w*", text if head else text.lstrip()).group()
+    before = prompt[: len(prompt) - len(head)]
+    known = len(word) > len(head) and re.search(rf"(?<!\w){re.escape(word)}(?!\w)", before) is not None
+    chunks = WORDS.findall(text)
+    return {
+        "log_chars": math.log1p(len(text.strip())),
+        "mid_word": float(bool(head)),
+        "line_start": float(not prompt.rsplit("\n", 1)[-1].strip()),
+        "known_word": float(known),
+        "first_chunk": math.log1p(len(chunks[0]) if chunks else 0),
+        "chunks": math.log1p(len(chunks)),
+        "head_chars": math.log1p(len(head)),
+    }
 
 
 @dataclass

@@ -24,8 +24,9 @@ class Row:
     stats: TokenStats = field(default_factory=TokenStats)
     reason: str = ""  # why it stopped; empty while it runs
 
-    def take(self, token: int, raw: bytes, logprobs: tuple[float, float, float], ends: str, keep: int) -> None:
-        """Write `token` (its bytes `raw`; `logprobs`: sampled, the model's own, the copies' weight).
+    def take(self, token: int, raw: bytes, logprobs: tuple[float, float, float, float], ends: str, keep: int) -> None:
+        """Write `token` (its bytes `raw`; `logprobs`: sampled, the model's own, the copies'
+        weight, the lead over the next best).
         `ends`: the reason when the token ends the text; a stop never cuts into the first `keep` characters."""
         self.history = np.append(self.history, token)
         if ends:
