@@ -33,9 +33,13 @@ FEATURES = (
     "head_chars",
 )
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
-SHIPPED_WEIGHTS = (0.09246, -0.0547, 0.02586, 0.14681, -1.47259, 0.35691, 0.56935, -0.19593, 1.74012, 0.85382)
-SHIPPED_WEIGHTS += (1.25385, -0.74663, 0.47599, -0.72949)
-SHIPPED_BIAS = -1.78624
+# fmt: off
+SHIPPED_WEIGHTS = (
+    0.0549, -0.03867, 0.02872, 0.08862, -0.78239, 0.44117, 0.54512,
+    -0.25377, 1.79515, 1.06468, 1.13618, -0.73067, 0.47834, -0.80346,
+)
+# fmt: on
+SHIPPED_BIAS = -1.88837
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
 SERVE_MIN_CONFIDENCE = 0.2
