@@ -74,7 +74,8 @@ def text_features(prompt: str, text: str) -> dict[str, float]:
     the file already has is likely typed again (a new one is the model's guess); the more of a word is
     typed, the fewer ways to finish it; how much of it one key (Tab, or a word) would take."""
     head = prompt[len(prompt.rstrip(IDENTIFIER_CHARS)) :] if prompt[-1:] in IDENTIFIER_CHARS else ""
-    word = head + re.match(r"\w*", text if head else text.lstrip()).group()
+    rest = text if head else text.lstrip()
+    word = head + rest[: len(rest) - len(rest.lstrip(IDENTIFIER_CHARS))]
     before = prompt[: len(prompt) - len(head)]
     known = len(word) > len(head) and re.search(rf"(?<!\w){re.escape(word)}(?!\w)", before) is not None
     chunks = WORDS.findall(text)
