@@ -73,7 +73,7 @@ def test_a_name_the_file_already_has_is_known_and_a_new_one_is_not():
     prompt = "def area(radius):\n    return 3.14 * ra"
     known = text_features(prompt, "dius * radius")
     assert known["known_word"] == 1.0 and known["mid_word"] == 1.0
-    assert known["head_chars"] == math.log1p(2) and known["first_chunk"] == math.log1p(len("dius"))
+    assert known["chunks"] == math.log1p(2)  # `dius` and ` * radius`: two Alt-F words
     new = text_features(prompt, "nge(10)")
     assert new["known_word"] == 0.0
     at_margin = text_features("import os\n", "import sys")

@@ -3,8 +3,8 @@
 The mean log-probability alone is a poor filter: a tiny model is sure of copies that restart the line
 above, and unsure of names it finishes well. So the confidence weighs several signals together (the
 model's own probabilities, how far the chosen tokens led the next best, the copies' share, whether it
-parses, where the cursor is, whether the name it writes is one the file already has, how long its first
-word is), fitted by logistic regression on simulated typing of code held out from training (`python -m
+parses, where the cursor is, whether the name it writes is one the file already has, how many words
+it holds), fitted by logistic regression on simulated typing of code held out from training (`python -m
 benchmarks.fit_suggestions`), and saved in checkpoint.json. A checkpoint without a
 fit gets the weights fitted for the shipped model: the features are scaled alike for any model.
 """
@@ -28,18 +28,16 @@ FEATURES = (
     "mid_word",
     "line_start",
     "known_word",
-    "first_chunk",
     "chunks",
-    "head_chars",
 )
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
 # fmt: off
 SHIPPED_WEIGHTS = (
-    0.0549, -0.03867, 0.02872, 0.08862, -0.78239, 0.44117, 0.54512,
-    -0.25377, 1.79515, 1.06468, 1.13618, -0.73067, 0.47834, -0.80346,
+    0.127, 0.00375, -0.04375, 0.06547, -1.36204, 0.42766,
+    0.55107, -0.84471, 0.81483, 1.03427, 1.36297, 1.501,
 )
 # fmt: on
-SHIPPED_BIAS = -1.88837
+SHIPPED_BIAS = -2.88395
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
 SERVE_MIN_CONFIDENCE = 0.2

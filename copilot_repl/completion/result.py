@@ -71,22 +71,19 @@ class TokenStats:
 
 def text_features(prompt: str, text: str) -> dict[str, float]:
     """What the prompt and the suggestion's text tell of its chance, whatever model wrote it: a name
-    the file already has is likely typed again (a new one is the model's guess); the more of a word is
-    typed, the fewer ways to finish it; how much of it one key (Tab, or a word) would take."""
+    the file already has is likely typed again (a new one is the model's guess); how many keys (Tab, or
+    a word each) it is worth."""
     head = prompt[len(prompt.rstrip(IDENTIFIER_CHARS)) :] if prompt[-1:] in IDENTIFIER_CHARS else ""
     rest = text if head else text.lstrip()
     word = head + rest[: len(rest) - len(rest.lstrip(IDENTIFIER_CHARS))]
     before = prompt[: len(prompt) - len(head)]
     known = len(word) > len(head) and re.search(rf"(?<!\w){re.escape(word)}(?!\w)", before) is not None
-    chunks = WORDS.findall(text)
     return {
         "log_chars": math.log1p(len(text.strip())),
         "mid_word": float(bool(head)),
         "line_start": float(not prompt.rsplit("\n", 1)[-1].strip()),
         "known_word": float(known),
-        "first_chunk": math.log1p(len(chunks[0]) if chunks else 0),
-        "chunks": math.log1p(len(chunks)),
-        "head_chars": math.log1p(len(head)),
+        "chunks": math.log1p(len(WORDS.findall(text))),
     }
 
 
