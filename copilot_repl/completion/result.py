@@ -34,13 +34,13 @@ class TokenStats:
     # log-probability as sampled (the model mixed with the copies)
     model_total: float = 0.0  # the model's own log-probabilities, before the copies
     copied: float = 0.0  # summed weight the copies got
-    margins: list[float] = field(default_factory=list)  # per token: how far ahead of the next best it was
+    lowest_margin: float = 30.0  # of its tokens, the least lead over the next best (capped at 30 nats)
 
     def add(self, logprob: float, model_logprob: float, copied: float, margin: float, end: int) -> None:
         self.steps.append((end, logprob))
         self.model_total += max(model_logprob, -30.0)
         self.copied += copied
-        self.margins.append(min(max(margin, -30.0), 30.0))
+        self.lowest_margin = min(self.lowest_margin, max(margin, -30.0))
 
     @property
     def count(self) -> int:
@@ -64,7 +64,7 @@ class TokenStats:
             "model_mean_logprob": self.model_total / n,
             "copied": self.copied / n,
             "valid": float(valid),
-            "lowest_margin": min(self.margins, default=0.0),
+            "lowest_margin": self.lowest_margin if self.steps else 0.0,
             **text_features(prompt, text),
         }
 
