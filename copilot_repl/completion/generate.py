@@ -337,5 +337,5 @@ class Stream:
 def _margin(logp: np.ndarray, token: int) -> float:
     """How far `token`'s log-probability is above the best other token's: a close second means the
     model was torn, whatever the chosen token's own probability."""
-    others = np.delete(logp, token)
-    return float(logp[token] - others.max()) if len(others) else 0.0
+    runner_up = max(logp[:token].max(initial=-np.inf), logp[token + 1 :].max(initial=-np.inf))
+    return float(logp[token] - runner_up)

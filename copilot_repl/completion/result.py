@@ -73,7 +73,7 @@ def text_features(prompt: str, text: str) -> dict[str, float]:
     """What the prompt and the suggestion's text tell of its chance, whatever model wrote it: a name
     the file already has is likely typed again (a new one is the model's guess); how many keys (Tab, or
     a word each) it is worth."""
-    head = prompt[len(prompt.rstrip(IDENTIFIER_CHARS)) :] if prompt[-1:] in IDENTIFIER_CHARS else ""
+    head = prompt[len(prompt.rstrip(IDENTIFIER_CHARS)) :]  # the part of a word typed so far
     rest = text if head else text.lstrip()
     word = head + rest[: len(rest) - len(rest.lstrip(IDENTIFIER_CHARS))]
     before = prompt[: len(prompt) - len(head)]
