@@ -30,6 +30,36 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks' prompts are read from the checkout
 
 ALGORITHMS = ("algorithms", "1.0.1", "https://github.com/keon/algorithms", "MIT")
+LIBRARIES = (  # pure-Python packages as published on the package index, MIT or BSD: library code for breadth
+    ("networkx", "3.6.1", "BSD-3-Clause"),
+    ("pydantic", "2.14.4", "MIT"),
+    ("jedi", "0.20.1", "MIT"),
+    ("werkzeug", "3.1.9", "BSD-3-Clause"),
+    ("boltons", "26.2.0", "BSD-3-Clause"),
+    ("jinja2", "3.1.6", "BSD-3-Clause"),
+    ("pyparsing", "3.3.3", "MIT"),
+    ("click", "8.5.1", "BSD-3-Clause"),
+    ("typer", "0.29.2", "MIT"),
+    ("bottle", "0.13.4", "MIT"),
+    ("flask", "3.1.3", "BSD-3-Clause"),
+    ("httpx", "0.29.0", "BSD-3-Clause"),
+    ("parso", "0.8.7", "MIT"),
+    ("markdown-it-py", "4.3.0", "MIT"),
+    ("more-itertools", "11.2.1", "MIT"),
+    ("mistune", "3.4.0", "BSD-3-Clause"),
+    ("attrs", "26.1.0", "MIT"),
+    ("marshmallow", "4.4.0", "MIT"),
+    ("tabulate", "0.10.0", "MIT"),
+    ("toolz", "1.2.0", "BSD-3-Clause"),
+    ("pycodestyle", "2.15.0", "MIT"),
+    ("pyflakes", "4.1.0", "MIT"),
+    ("cachetools", "8.0.2", "MIT"),
+    ("humanize", "4.17.0", "MIT"),
+    ("itsdangerous", "2.2.0", "BSD-3-Clause"),
+    ("schedule", "1.2.2", "MIT"),
+)
+TEST_FOLDERS = {"test", "tests", "testing"}
+NOTICE_FILE = re.compile(r"^(LICEN[CS]E|NOTICE|COPYING)", re.I)
 EXERCISES = r"^exercises/.*(/\.meta/(example|exemplar)\.py|_test\.py)$"  # each exercise's solution and tests
 REPOSITORIES = (  # repository, commit, which files, licence
     ("TheAlgorithms/Python", "f5988cc09713315817df6a7e327e258013a94440", r"\.py$", "MIT"),
@@ -64,6 +94,31 @@ def algorithms() -> Iterator[dict]:
         for path in sorted(p for p in wheel.namelist() if p.endswith(".py")):
             content = wheel.read(path).decode()
             yield {"repo": home, "package": f"{name}=={version}", "path": path, "license": licence, "content": content}
+
+
+def libraries() -> Iterator[dict]:
+    """Each library's own modules (not its tests), as its published wheel holds them."""
+    from benchmarks.docstrings import published_wheel
+
+    for name, version, licence in LIBRARIES:
+        with published_wheel(name, version) as wheel:
+            for path in sorted(p for p in wheel.namelist() if p.endswith(".py") and not TEST_FOLDERS & set(p.split("/"))):
+                content = wheel.read(path).decode()
+                yield {"package": f"{name}=={version}", "path": path, "license": licence, "content": content}
+
+
+def library_notices() -> str:
+    """Each library's licence and notice files, as its wheel ships them: what a model or index built
+    from them must carry beside it."""
+    from benchmarks.docstrings import published_wheel
+
+    sections = []
+    for name, version, licence in LIBRARIES:
+        with published_wheel(name, version) as wheel:
+            files = [p for p in sorted(wheel.namelist()) if ".dist-info/" in p and NOTICE_FILE.match(p.rsplit("/", 1)[-1])]
+            texts = [wheel.read(p).decode().replace("\r\n", "\n").strip() for p in files]
+        sections.append(f"## {name} {version} ({licence}, on PyPI)\n\n" + "\n\n".join(f"```\n{t}\n```" for t in texts))
+    return "\n\n".join(sections) + "\n"
 
 
 def words(text: str) -> list[str]:
@@ -157,19 +212,8 @@ def shaped(text: str) -> str:
     return without_doctests(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clones", default=str(Path.home() / ".cache" / "copilot-repl" / "clones"), help="bare git clones")
-    parser.add_argument("--everyday", help="a jsonl(.gz) of the two repositories' files, instead of git")
-    parser.add_argument("--out", default=str(HERE / "build" / "everyday.jsonl.gz"))
-    args = parser.parse_args()
-    names, grams = evaluation_sets()
-    if args.everyday:
-        with gzip.open(args.everyday, "rt", encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if line.strip()]
-    else:
-        records = list(from_git(Path(args.clones)))
-    records += list(algorithms())
+def kept_records(records: list[dict], names: set[str], grams: set[tuple[str, ...]]) -> tuple[list[dict], dict]:
+    """The records shaped, without the empty ones and those an evaluation would find learnt by heart."""
     kept, dropped = [], {"defines_a_benchmark_name": 0, "shares_13_words": 0, "empty": 0}
     for record in records:
         text = record["content"] = shaped(record["content"])
@@ -181,14 +225,36 @@ def main() -> None:
             dropped["shares_13_words"] += 1
         else:
             kept.append(record)
-    out = Path(args.out)
+    return kept, dropped
+
+
+def write(out: Path, records: list[dict], dropped: dict, of: int) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:  # the same bytes on every rebuild
-        f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode())
+        f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
     out.write_bytes(buffer.getvalue())
-    size = sum(len(r["content"].encode()) for r in kept)
-    print(f"{out}: {len(kept)} files, {size / 1e6:.2f} MB kept of {len(records)}; dropped {dropped}")
+    size = sum(len(r["content"].encode()) for r in records)
+    print(f"{out}: {len(records)} files, {size / 1e6:.2f} MB kept of {of}; dropped {dropped}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clones", default=str(Path.home() / ".cache" / "copilot-repl" / "clones"), help="bare git clones")
+    parser.add_argument("--everyday", help="a jsonl(.gz) of the two repositories' files, instead of git")
+    parser.add_argument("--out", default=str(HERE / "build"), help="folder for everyday.jsonl.gz and library.jsonl.gz")
+    args = parser.parse_args()
+    names, grams = evaluation_sets()
+    if args.everyday:
+        with gzip.open(args.everyday, "rt", encoding="utf-8") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+    else:
+        records = list(from_git(Path(args.clones)))
+    records += list(algorithms())
+    for name, chosen in (("everyday", records), ("library", list(libraries()))):
+        kept, dropped = kept_records(chosen, names, grams)
+        write(Path(args.out) / f"{name}.jsonl.gz", kept, dropped, len(chosen))
+    (Path(args.out) / "library-NOTICE.md").write_text(library_notices())  # for the shipped folder's NOTICE.md
 
 
 if __name__ == "__main__":
