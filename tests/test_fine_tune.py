@@ -68,6 +68,9 @@ def test_replay_takes_its_share_of_windows_from_all_over_the_base(tiny_model, pr
     assert np.array_equal(replayed.train[-100:], inherited[-100:])  # the last piece ends where the base's text ends
     own = base.with_replay(splits, base.opened.meta["corpus"]["fingerprint"])  # trained longer on its own corpus
     assert own.inherited is None and np.array_equal(own.train, replayed.train)  # its text is indexed once, as its own
+    spec = base.opened.meta["corpus"]["spec"]
+    more = base.with_replay(splits, "another fingerprint", [*spec, "library.jsonl.gz"])  # its corpus and more
+    assert more.inherited is None and np.array_equal(more.train, replayed.train)
 
 
 def test_a_fine_tuned_model_resumes_with_its_bases_tokenizer(tiny_model, project):

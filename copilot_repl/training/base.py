@@ -6,6 +6,7 @@ in half the windows, and indexes the project's files after the base's text."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,11 +67,11 @@ class Base:
         path = self.directory / INDEX_DIR / TOKENS
         return np.load(path, mmap_mode="r", allow_pickle=False) if path.is_file() else None
 
-    def with_replay(self, splits: data.TokenSplits, corpus_fingerprint: str) -> data.TokenSplits:
+    def with_replay(self, splits: data.TokenSplits, corpus_fingerprint: str, corpus_spec: Sequence[str] = ()) -> data.TokenSplits:
         """The project's splits with pieces of the base's text spread over its whole index appended to
         the training tokens (REPLAY_SHARE of them), and the base's index to be held by the new one,
-        unless the project is the base's own corpus (training it for longer): its index already
-        holds that text once."""
+        unless the project holds the base's own corpus (training it for longer, or on it and more):
+        its own index then holds that text once already."""
         inherited = self.index_tokens()
         if inherited is None or len(inherited) < 2 * REPLAY_PIECE:
             return splits
@@ -78,7 +79,9 @@ class Base:
         starts = np.linspace(0, len(inherited) - REPLAY_PIECE, max(1, wanted // REPLAY_PIECE)).astype(np.int64)
         replay = [np.asarray(inherited[s : s + REPLAY_PIECE], dtype=splits.train.dtype) for s in starts]
         train = np.concatenate([np.asarray(splits.train), *replay])
-        own_corpus = corpus_fingerprint == self.opened.meta.get("corpus", {}).get("fingerprint")
+        corpus = self.opened.meta.get("corpus", {})
+        base_spec = set(corpus.get("spec") or ())
+        own_corpus = corpus_fingerprint == corpus.get("fingerprint") or bool(base_spec) and base_spec <= set(corpus_spec)
         return replace(splits, train=train, inherited=None if own_corpus else inherited, replayed=len(train) - len(splits.train))
 
     def on_base(self, config: TrainConfig) -> TrainConfig:

@@ -40,7 +40,7 @@ def prepare_data(config: TrainConfig, world: distributed.World, emit: Callable[.
     if world.is_main:
         distributed.barrier(world)
     if base is not None:
-        splits = base.with_replay(splits, corpus.fingerprint)
+        splits = base.with_replay(splits, corpus.fingerprint, corpus.spec)
     if len(splits.train) < config.block_size + 2:
         raise CorpusError(f"corpus too small: {len(splits.train)} training tokens for --block-size {config.block_size}")
     return corpus, tokenizer, splits
