@@ -86,25 +86,25 @@ def from_git(clones: Path) -> Iterator[dict]:
                 yield {"repo": repo, "commit": commit, "path": path, "license": licence, "content": content}
 
 
-def algorithms() -> Iterator[dict]:
+def wheel_modules(name: str, version: str, licence: str, keep=lambda path: True, **record) -> Iterator[dict]:
+    """The `.py` files of a package as its published wheel holds them (those `keep` accepts)."""
     from benchmarks.docstrings import published_wheel
 
-    name, version, home, licence = ALGORITHMS
     with published_wheel(name, version) as wheel:
-        for path in sorted(p for p in wheel.namelist() if p.endswith(".py")):
+        for path in sorted(p for p in wheel.namelist() if p.endswith(".py") and keep(p)):
             content = wheel.read(path).decode()
-            yield {"repo": home, "package": f"{name}=={version}", "path": path, "license": licence, "content": content}
+            yield record | {"package": f"{name}=={version}", "path": path, "license": licence, "content": content}
+
+
+def algorithms() -> Iterator[dict]:
+    name, version, home, licence = ALGORITHMS
+    return wheel_modules(name, version, licence, repo=home)
 
 
 def libraries() -> Iterator[dict]:
-    """Each library's own modules (not its tests), as its published wheel holds them."""
-    from benchmarks.docstrings import published_wheel
-
+    """Each library's own modules, not its tests."""
     for name, version, licence in LIBRARIES:
-        with published_wheel(name, version) as wheel:
-            for path in sorted(p for p in wheel.namelist() if p.endswith(".py") and not TEST_FOLDERS & set(p.split("/"))):
-                content = wheel.read(path).decode()
-                yield {"package": f"{name}=={version}", "path": path, "license": licence, "content": content}
+        yield from wheel_modules(name, version, licence, lambda path: not TEST_FOLDERS & set(path.split("/")))
 
 
 def library_notices() -> str:
