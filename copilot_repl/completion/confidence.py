@@ -33,11 +33,11 @@ FEATURES = (
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
 # fmt: off
 SHIPPED_WEIGHTS = (
-    0.127, 0.00375, -0.04375, 0.06547, -1.36204, 0.42766,
-    0.55107, -0.84471, 0.81483, 1.03427, 1.36297, 1.501,
+    0.21135, 0.01136, -0.09829, -0.00987, -1.45688, 0.17046,
+    0.69903, -0.87125, 0.7797, 1.13941, 1.37064, 1.38538,
 )
 # fmt: on
-SHIPPED_BIAS = -2.88395
+SHIPPED_BIAS = -2.56619
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
 SERVE_MIN_CONFIDENCE = 0.2

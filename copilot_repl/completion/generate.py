@@ -295,7 +295,8 @@ class Stream:
             again = Stream(self.engine, retry, tried=1)
             retried = again.finish()
             seconds, steps = seconds + time.perf_counter() - began, steps + retried.steps
-            if retried.candidates[0].text.strip():
+            # a valid retry stands, shown or withheld as not confident enough (that is why nothing shows)
+            if retried.candidates[0].text.strip() or retried.candidates[0].stop_reason == "low confidence":
                 candidates = retried.candidates[:1]
         result = Result(window.prompt_tokens, window.context_tokens, window.cropped, self.seed, seconds, candidates, steps)
         for listener in self.listeners:
