@@ -1,11 +1,12 @@
-"""Build the default model's training corpus: everyday Python, de-duplicated against our benchmarks.
+"""Build the default model's training corpus: everyday Python and library code, de-duplicated against our benchmarks.
 
-    python corpus/build.py            # writes corpus/build/everyday.jsonl.gz and prints what it dropped
+    python corpus/build.py    # writes corpus/build/{everyday,library}.jsonl.gz, library-NOTICE.md; prints what it dropped
 
 Sources (see corpus/README.md for commits, versions and licences):
 - TheAlgorithms/Python and exercism/python at pinned commits, read with git from clones kept in
   --clones (cloned there, bare, when missing); or from a jsonl of the same files (--everyday PATH);
-- keon/algorithms, as published on the package index (`algorithms==1.0.1`, fetched with `pip download`).
+- keon/algorithms, as published on the package index (`algorithms==1.0.1`, fetched with `pip download`);
+- 26 MIT or BSD libraries as published there (`LIBRARIES`), their tests left out: library.jsonl.gz.
 The standard library is added at training time (`--corpus ... stdlib`), as the README's command shows.
 
 Nothing an evaluation asks for may be learnt by heart: a file is dropped when it defines a name that a
