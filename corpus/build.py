@@ -23,7 +23,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -87,7 +87,7 @@ def from_git(clones: Path) -> Iterator[dict]:
                 yield {"repo": repo, "commit": commit, "path": path, "license": licence, "content": content}
 
 
-def wheel_modules(name: str, version: str, licence: str, keep=lambda path: True, **record) -> Iterator[dict]:
+def wheel_modules(name: str, version: str, licence: str, keep: Callable[[str], bool] = bool, **record: str) -> Iterator[dict]:
     """The `.py` files of a package as its published wheel holds them (those `keep` accepts)."""
     from benchmarks.docstrings import published_wheel
 
