@@ -114,6 +114,21 @@ def test_an_identifier_typed_earlier_in_the_session_is_completed():
     assert done.text.startswith("ksum_of_payload(")
 
 
+def test_a_copy_brings_no_name_the_code_here_lacks():
+    """A project's `if not nx.is_connected(G):` matched `if not n`: without the scope, greedy went on
+    `x.is_connected(G):` and `raise nx.NetworkXError(...)` in a function whose only name is `n`."""
+    import numpy as np
+
+    from copilot_repl import checkpoint
+    from copilot_repl.completion.retrieval import CorpusIndex
+
+    engine = load_engine(checkpoint.shipped_default())[0]
+    code = "def check(G):\n    if not nx.is_connected(G):\n        raise nx.NetworkXError('not connected')\n    return G\n\n"
+    engine.project = CorpusIndex.build(np.asarray(engine.tokenizer.encode(code * 3)), engine.tokenizer.vocab_size)
+    done = complete(engine, "def is_even(n):\n    if not n", temperature=0, max_tokens=24, stop_mode="block")
+    assert "G)" not in done.text and "NetworkXError" not in done.text, done.text
+
+
 def test_more_continues_the_last_turn_without_changing_its_published_result(tiny_model):
     from copilot_repl.completion.session import Session
 

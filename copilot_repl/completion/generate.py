@@ -24,6 +24,7 @@ from copilot_repl.completion.result import Result
 from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, Gate, buffer_match, is_word, mix
 from copilot_repl.completion.row import Row
 from copilot_repl.completion.sampler import log_softmax, penalize, sample
+from copilot_repl.completion.scope import Scope, in_scope, strangers_less_likely
 from copilot_repl.completion.settings import Sampling
 from copilot_repl.completion.stops import StopRules, answered_lines
 from copilot_repl.completion.syntax import ClosedLines, closed
@@ -68,6 +69,7 @@ class Engine:
     gate: Gate = field(default_factory=Gate)
     confidence: Confidence = field(default_factory=Confidence)
     heal: bool = True  # False only to measure what token healing is worth (benchmarks)
+    stranger_nats: float = 2.0  # how much less likely the model makes a name the code here lacks (scope.py)
     _tables: dict = field(default_factory=dict, repr=False)
     _agreeing: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -93,6 +95,13 @@ class Engine:
             banned[self.tokenizer.vocab_size :] = True
             self._tables["banned"] = banned
         return self._tables["banned"]
+
+    def pieces(self) -> list[str]:
+        """Each token id's text (a part of a character shows as the replacement character)."""
+        if "pieces" not in self._tables:
+            decode = lambda i: self.tokenizer.token_bytes(i).decode("utf-8", "replace")  # noqa: E731
+            self._tables["pieces"] = [decode(i) for i in range(self.tokenizer.vocab_size)]
+        return self._tables["pieces"]
 
     def token_table(self, test: Callable[[bytes], bool]) -> np.ndarray:
         """Which token ids pass `test` on their bytes (vocab,), computed once per test's code."""
@@ -121,6 +130,7 @@ class Stream:
         self.quiet = False  # nobody watches it stream: a stop may still take back any of its text
         self.seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.cursor = place(request.prompt, s.stop_mode == "block") if request.suffix is None else Cursor(len(request.prompt))
+        self.scope = Scope(request.context + request.prompt)
         self._pieces = self._run()
 
     def on_done(self, listener: Callable[[Result], None]) -> None:
@@ -250,7 +260,7 @@ class Stream:
         model_logp = log_softmax(logits)
         logp, copied = np.empty_like(model_logp), np.zeros(len(rows))
         for i, row in enumerate(rows):
-            logp[i], copied[i] = self._mixed(model_logp[i], row.history)
+            logp[i], copied[i] = self._mixed(model_logp[i], row)
             logp[i, banned] = -np.inf
         # llama.cpp's repeat penalty over the last tokens, prompt included, after the mixture: copying
         # from the index must not bring back the loop the penalty is there to stop
@@ -303,19 +313,25 @@ class Stream:
             listener(result)
         return result
 
-    def _mixed(self, logp: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, float]:
+    def _mixed(self, logp: np.ndarray, row: Row) -> tuple[np.ndarray, float]:
         """The model's log-probabilities mixed with what the buffer, the training index and the user's
-        project offer, and the weight the copies got. Of the training indexes the longest match counts."""
-        engine, tail = self.engine, history[-MAX_MATCH:].tolist()
-        words = self._word_tokens()
+        project offer, and the weight the copies got. Of the training indexes the longest match counts.
+        A name the code here does not have is made less likely for the model and is never copied."""
+        engine, history = self.engine, row.history
+        tail, words = history[-MAX_MATCH:].tolist(), self._word_tokens()
         best = None
         for index in engine.indexes:
             match = index.match(tail, words)
             if match is not None and (best is None or match.length > best.length):
                 best = match
         project = engine.project.match(tail, words) if engine.project is not None else None
-        gate = engine.gate
-        return mix(logp, [(buffer_match(history, words), gate.buffer), (best, gate.corpus), (project, gate.project)])
+        gates = (engine.gate.buffer, engine.gate.corpus, engine.gate.project)
+        found = [buffer_match(history, words), best, project]
+        place = None if row.pending else self.scope.at(row.text)
+        if place is not None:
+            logp = strangers_less_likely(logp, place, engine.pieces(), engine.stranger_nats)
+            found = [in_scope(match, place, engine.pieces()) for match in found]
+        return mix(logp, list(zip(found, gates)))
 
     def _space_and_word(self) -> np.ndarray:
         """Tokens that are one space and then a word or symbol: how the first line of a body starts once
