@@ -20,6 +20,7 @@ def test_a_name_neither_the_code_nor_the_completion_has_is_a_stranger_where_it_i
     assert stranger("def is_even(n):", "\n    if not nx.is_connected(", "G):")
     assert stranger("def factorial(n):", "\n    if len(s", ")")  # `s` ends there: a stranger after all
     assert stranger("def f(n):", "\n   ", " main(")  # a call at a line's start reads its name
+    assert stranger("def f(n):", "\n    left = ", "left")  # a target is not bound before its line ends
 
 
 def test_names_the_code_has_builtins_and_bound_names_are_not():
@@ -28,6 +29,7 @@ def test_names_the_code_has_builtins_and_bound_names_are_not():
     assert not stranger("def f(n):", "\n   ", " total")  # a line's start may bind it
     assert not stranger("def f(n):", "\n    total = 0\n    return", " total")  # the completion bound it
     assert not stranger("def f(n):", "\n    for", " i")
+    assert not stranger("def f(n):", "\n    return [x for x in n if", " x")  # bound by `for` on the line
     assert not stranger("import numpy", " as", " np")
     assert not stranger("def f(n):", "\n    return n.", "keys")  # an attribute: no scope lists it
     assert not stranger("def f(n):", "\n    return s", "orted(")  # becoming a builtin

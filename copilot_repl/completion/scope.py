@@ -32,6 +32,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BINDING_LINE = re.compile(r"\s*(async\s+)?(def|class|for|import|from|with|except|lambda|global|nonlocal)\b")
 BOUND_AFTER = re.compile(r"(\bas|\.)\s*\Z")
 STRING_OR_COMMENT = re.compile(r"#|[\"']")
+BOUND_IN_LINE = re.compile(r"\bas\s+(\w+)|\bfor\s+([\w\s,()]+?)\s+in\b")
 WORD_END = re.compile(r"\w*\Z")
 WORD_START = re.compile(r"\w+")
 NAME_IN = re.compile(r"([^\w\"'#]*)([A-Za-z_]\w*)")  # a piece's first name, after what comes before it
@@ -72,8 +73,13 @@ class Scope:
         if "#" in marks or marks.count('"') % 2 or marks.count("'") % 2:
             return None
         word = WORD_END.search(line).group()  # type: ignore[union-attr]
-        written = set(IDENTIFIER.findall(WORD_END.sub("", completion)))  # not the word it is writing
-        return Place(self, line[: len(line) - len(word)], word, written)
+        head = line[: len(line) - len(word)]
+        # the completion's names: those of its lines before this one, and those this line has bound
+        # with `for` or `as` (not its assignment's target: `left = left` reads a name not yet bound)
+        written = set(IDENTIFIER.findall(completion[: max(cut, 0)]))
+        for bound in BOUND_IN_LINE.findall(head):
+            written.update(IDENTIFIER.findall(" ".join(bound)))
+        return Place(self, head, word, written)
 
 
 class Place:
