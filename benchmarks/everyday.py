@@ -8,7 +8,9 @@ pass@1 is greedy; best-of-5 takes the runner's best of five samples (`n = 5`).
 
 from __future__ import annotations
 
+import builtins
 import subprocess
+import symtable
 import sys
 import tempfile
 from dataclasses import replace
@@ -73,6 +75,25 @@ def passes(source: str, test: str, timeout: float = 5.0) -> bool:
     return done.returncode == 0
 
 
+def unbound_names(source: str) -> set[str]:
+    """The names `source` reads that it binds nowhere and no builtin has (read by symtable: nothing runs).
+    A completion that reads one fails when it runs, and is often a copy from unrelated code."""
+    try:
+        top = symtable.symtable(source, "<completion>", "exec")
+    except SyntaxError:
+        return set()
+    bound = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    found: set[str] = set()
+    tables = [top]
+    while tables:
+        table = tables.pop()
+        tables.extend(table.get_children())
+        for symbol in table.get_symbols():
+            if symbol.is_referenced() and (table is top or symbol.is_global()) and symbol.get_name() not in bound:
+                found.add(symbol.get_name())
+    return found - set(dir(builtins))
+
+
 def everyday(model: str | None = None, samples: int = 5) -> dict:
     from copilot_repl.completion.session import Session
 
@@ -80,13 +101,21 @@ def everyday(model: str | None = None, samples: int = 5) -> dict:
     session.model()
     greedy = Sampling(temperature=0, max_tokens=128)
     sampled = replace(Sampling(max_tokens=128), n=samples, seed=1)
-    passed = best = valid = 0
+    passed = best = valid = unbound = 0
     for prompt, test in CASES:
         session.layers["set"] = greedy.__dict__
         text = session.submit(prompt, shown_anyway=True).finish().text
         passed += passes(prompt + text, test)
         valid += passes(prompt + text, "")
         session.layers["set"] = sampled.__dict__
-        best += passes(prompt + session.submit(prompt, shown_anyway=True).finish().text, test)
+        chosen = session.submit(prompt, shown_anyway=True).finish().text
+        best += passes(prompt + chosen, test)
+        unbound += bool(unbound_names(prompt + text)) + bool(unbound_names(prompt + chosen))
     n = len(CASES)
-    return {"definitions": n, "pass_at_1_greedy": passed / n, f"best_of_{samples}": best / n, "runs_greedy": valid / n}
+    return {
+        "definitions": n,
+        "pass_at_1_greedy": passed / n,
+        f"best_of_{samples}": best / n,
+        "runs_greedy": valid / n,
+        "read_unbound_names": unbound / (2 * n),  # of the greedy and the best-of-n answers
+    }
