@@ -41,6 +41,10 @@ def test_inside_a_comment_or_a_string_any_word_goes():
     assert not stranger('def f(n):\n    """', "Return the", " graph")
 
 
+def test_a_name_bound_after_the_cursor_is_known():
+    assert not Scope("def f(n):\n    return ", after="\n\ndef helper(x):\n    pass\n").at("").stranger("helper(")
+
+
 def test_a_name_the_user_began_is_theirs():
     assert not stranger("x = compute_chec", "", "ksum")
 

@@ -130,7 +130,7 @@ class Stream:
         self.quiet = False  # nobody watches it stream: a stop may still take back any of its text
         self.seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.cursor = place(request.prompt, s.stop_mode == "block") if request.suffix is None else Cursor(len(request.prompt))
-        self.scope = Scope(request.context + request.prompt)
+        self.scope = Scope(request.context + request.prompt, request.suffix or "")
         self._pieces = self._run()
 
     def on_done(self, listener: Callable[[Result], None]) -> None:

@@ -43,10 +43,11 @@ ALWAYS = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(keywor
 
 
 class Scope:
-    """The names of the user's code (the context and the prompt, `source`), and what a completion adds."""
+    """The names of the user's code (the context and the prompt, `source`, and what follows the cursor,
+    `after`: a name defined further down is bound too), and what a completion adds."""
 
-    def __init__(self, source: str):
-        self.users = sorted(set(IDENTIFIER.findall(source)))
+    def __init__(self, source: str, after: str = ""):
+        self.users = sorted(set(IDENTIFIER.findall(source)) | set(IDENTIFIER.findall(after)))
         self.names = sorted(set(self.users) | ALWAYS)
         self.last_line = source[source.rfind("\n") + 1 :]
         self.open_quotes = _triple_quotes(source) % 2  # the source ends inside a docstring
