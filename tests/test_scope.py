@@ -45,6 +45,11 @@ def test_a_name_bound_after_the_cursor_is_known():
     assert not Scope("def f(n):\n    return ", after="\n\ndef helper(x):\n    pass\n").at("").stranger("helper(")
 
 
+def test_a_name_of_the_users_own_indexed_code_is_theirs():
+    assert Scope("names = f(").at("").stranger("widgets)")
+    assert not Scope("names = f(", project=frozenset({"widgets"})).at("").stranger("widgets)")
+
+
 def test_a_name_the_user_began_is_theirs():
     assert not stranger("x = compute_chec", "", "ksum")
 

@@ -66,6 +66,7 @@ class Engine:
     tokenizer: Tokenizer
     indexes: list[CorpusIndex] = field(default_factory=list)  # what the model was trained on
     project: CorpusIndex | None = None  # the user's own code (--index), with a gate of its own
+    project_names: frozenset[str] = frozenset()  # the names in it: the user's, never a stranger's (scope.py)
     gate: Gate = field(default_factory=Gate)
     confidence: Confidence = field(default_factory=Confidence)
     heal: bool = True  # False only to measure what token healing is worth (benchmarks)
@@ -130,7 +131,7 @@ class Stream:
         self.quiet = False  # nobody watches it stream: a stop may still take back any of its text
         self.seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.cursor = place(request.prompt, s.stop_mode == "block") if request.suffix is None else Cursor(len(request.prompt))
-        self.scope = Scope(request.context + request.prompt, request.suffix or "")
+        self.scope = Scope(request.context + request.prompt, request.suffix or "", engine.project_names)
         self._pieces = self._run()
 
     def on_done(self, listener: Callable[[Result], None]) -> None:

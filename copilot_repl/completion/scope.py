@@ -43,11 +43,12 @@ ALWAYS = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(keywor
 
 
 class Scope:
-    """The names of the user's code (the context and the prompt, `source`, and what follows the cursor,
-    `after`: a name defined further down is bound too), and what a completion adds."""
+    """The names of the user's code (the context and the prompt, `source`; what follows the cursor,
+    `after`, where a name may be defined further down; and `project`, those of their own files indexed
+    with --index), and what a completion adds."""
 
-    def __init__(self, source: str, after: str = ""):
-        self.users = sorted(set(IDENTIFIER.findall(source)) | set(IDENTIFIER.findall(after)))
+    def __init__(self, source: str, after: str = "", project: frozenset[str] = frozenset()):
+        self.users = sorted(set(IDENTIFIER.findall(source)) | set(IDENTIFIER.findall(after)) | project)
         self.names = sorted(set(self.users) | ALWAYS)
         self.last_line = source[source.rfind("\n") + 1 :]
         self.open_quotes = _triple_quotes(source) % 2  # the source ends inside a docstring

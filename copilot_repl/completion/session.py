@@ -154,14 +154,14 @@ class Session:
                 except UsageError:
                     pass
         if self.index_paths:  # the user's code, encoded again with this model's tokenizer
-            engine.project = self._user_index(engine, self.index_paths)[0]
+            engine.project, engine.project_names, _ = self._user_index(engine, self.index_paths)
         self.engine, self.opened, self.layers["checkpoint"] = engine, opened, saved
 
     def add_index(self, paths: list[str]) -> str:
         """Let completions copy from the user's own files and folders too; what was indexed, in words."""
         self.model()
-        index, summary = self._user_index(self.engine, [*self.index_paths, *paths])  # raises before anything changes
-        self.engine.project = index
+        index, names, summary = self._user_index(self.engine, [*self.index_paths, *paths])  # raises before anything changes
+        self.engine.project, self.engine.project_names = index, names
         self.index_paths = [*self.index_paths, *paths]
         return summary
 
@@ -169,6 +169,7 @@ class Session:
     def _user_index(engine, paths: list[str]):
         from copilot_repl import data
         from copilot_repl.completion.retrieval import CorpusIndex
+        from copilot_repl.completion.scope import IDENTIFIER
 
         try:
             corpus = data.gather(paths)
@@ -177,9 +178,10 @@ class Session:
         texts = list(corpus.texts())
         tokens = data.encode_docs(engine.tokenizer, texts, "uint32")
         index = CorpusIndex.build(tokens, engine.tokenizer.vocab_size)
+        names = frozenset(name for text in texts for name in IDENTIFIER.findall(text))  # the user's, as the file's are
         skipped = sum(corpus.skipped.values()) if corpus.skipped else 0
         note = f", {skipped} skipped" if skipped else ""
-        return index, f"{plural(len(texts), 'file')}, {len(tokens):,} tokens{note}"
+        return index, names, f"{plural(len(texts), 'file')}, {len(tokens):,} tokens{note}"
 
     def use_context_file(self, path: str) -> None:
         """`--context FILE`: the file an editor or script is working on comes before every prompt."""
