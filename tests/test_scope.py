@@ -47,7 +47,8 @@ def test_a_name_bound_after_the_cursor_is_known():
 
 def test_a_name_of_the_users_own_indexed_code_is_theirs():
     assert Scope("names = f(").at("").stranger("widgets)")
-    assert not Scope("names = f(", project=frozenset({"widgets"})).at("").stranger("widgets)")
+    assert not Scope("names = f(", project=("items", "widgets")).at("").stranger("widgets)")
+    assert not Scope("names = f(", project=("items", "widgets")).at("").stranger("widg")
 
 
 def test_a_name_the_user_began_is_theirs():

@@ -66,7 +66,7 @@ class Engine:
     tokenizer: Tokenizer
     indexes: list[CorpusIndex] = field(default_factory=list)  # what the model was trained on
     project: CorpusIndex | None = None  # the user's own code (--index), with a gate of its own
-    project_names: frozenset[str] = frozenset()  # the names in it: the user's, never a stranger's (scope.py)
+    project_names: tuple[str, ...] = ()  # the names in it, sorted: the user's, never a stranger's (scope.py)
     gate: Gate = field(default_factory=Gate)
     confidence: Confidence = field(default_factory=Confidence)
     heal: bool = True  # False only to measure what token healing is worth (benchmarks)

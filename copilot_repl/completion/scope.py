@@ -21,6 +21,7 @@ import builtins
 import keyword
 import re
 from bisect import bisect_left
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -47,20 +48,22 @@ class Scope:
     `after`, where a name may be defined further down; and `project`, those of their own files indexed
     with --index), and what a completion adds."""
 
-    def __init__(self, source: str, after: str = "", project: frozenset[str] = frozenset()):
-        self.users = sorted(set(IDENTIFIER.findall(source)) | set(IDENTIFIER.findall(after)) | project)
+    def __init__(self, source: str, after: str = "", project: tuple[str, ...] = ()):
+        self.users = sorted(set(IDENTIFIER.findall(source)) | set(IDENTIFIER.findall(after)))
         self.names = sorted(set(self.users) | ALWAYS)
+        self.project = project  # sorted once, when the project is indexed: it may hold many names
         self.last_line = source[source.rfind("\n") + 1 :]
         self.open_quotes = _triple_quotes(source) % 2  # the source ends inside a docstring
 
     def known_start(self, head: str, written: set[str]) -> bool:
         """Does some known name start with `head`? A builtin or keyword counts from two letters on: a
         token of one letter is mostly a name of one letter (`y` is no start of `yield`)."""
-        names = self.names if len(head) > 1 else self.users
-        i = bisect_left(names, head)
-        if i < len(names) and names[i].startswith(head):
+        if _starts(self.names if len(head) > 1 else self.users, head) or _starts(self.project, head):
             return True
         return head in ALWAYS or any(name.startswith(head) for name in written)
+
+    def known(self, name: str, written: set[str]) -> bool:
+        return name in written or _has(self.names, name) or _has(self.project, name)
 
     def at(self, completion: str) -> Place | None:
         """Where a completion stands after `completion` (what it wrote so far); None inside a comment
@@ -122,8 +125,7 @@ class Place:
         return bool(line.strip()) or after.lstrip(" ")[:1] in ("(", ".", "[")
 
     def _known(self, name: str) -> bool:
-        i = bisect_left(self.scope.names, name)
-        return (i < len(self.scope.names) and self.scope.names[i] == name) or name in self.written
+        return self.scope.known(name, self.written)
 
 
 @lru_cache(maxsize=16384)
@@ -135,6 +137,17 @@ def _parts(piece: str) -> tuple[str, str, str, str]:
     if found is None:
         return (goes_on.group() if goes_on else "", "", "", "")
     return (goes_on.group() if goes_on else "", found.group(1), found.group(2), piece[found.end() :])
+
+
+def _starts(names: Sequence[str], head: str) -> bool:
+    """Does a name of the sorted `names` start with `head`?"""
+    i = bisect_left(names, head)
+    return i < len(names) and names[i].startswith(head)
+
+
+def _has(names: Sequence[str], name: str) -> bool:
+    i = bisect_left(names, name)
+    return i < len(names) and names[i] == name
 
 
 def _triple_quotes(text: str) -> int:

@@ -178,7 +178,7 @@ class Session:
         texts = list(corpus.texts())
         tokens = data.encode_docs(engine.tokenizer, texts, "uint32")
         index = CorpusIndex.build(tokens, engine.tokenizer.vocab_size)
-        names = frozenset(name for text in texts for name in IDENTIFIER.findall(text))  # the user's, as the file's are
+        names = tuple(sorted({name for text in texts for name in IDENTIFIER.findall(text)}))  # the user's, as the file's
         skipped = sum(corpus.skipped.values()) if corpus.skipped else 0
         note = f", {skipped} skipped" if skipped else ""
         return index, names, f"{plural(len(texts), 'file')}, {len(tokens):,} tokens{note}"
