@@ -92,21 +92,15 @@ class Place:
 
     def __init__(self, scope: Scope, line: str, word: str, written: set[str]):
         self.scope, self.line, self.word, self.written = scope, line, word, written
-        self.told: dict[str, bool] = {}  # piece -> stranger? (the model's tokens and the copies' overlap)
 
     def stranger(self, piece: str) -> bool:
         """Would `piece` start, go on with, or end a name that is read here and that neither the user's
         code nor the completion so far has? (A name that goes on past the piece is checked as the
         start of one known.)"""
-        if piece not in self.told:
-            self.told[piece] = self._stranger(piece)
-        return self.told[piece]
-
-    def _stranger(self, piece: str) -> bool:
         goes_on, lead, name, rest = _parts(piece)
         if self.word and goes_on:  # it goes on with the word being written
             line, head, rest = self.line, self.word + goes_on, piece[len(goes_on) :]
-        elif self.word and not self._known(self.word) and self._read(self.line, self.word, piece):
+        elif self.word and not self.scope.known(self.word, self.written) and self._read(self.line, self.word, piece):
             return True  # it ends a stranger's name
         elif name:
             line, head = self.line + self.word + lead, name
@@ -114,7 +108,7 @@ class Place:
             return False
         if not self._read(line, head, rest):
             return False
-        return not (self._known(head) if rest else self.scope.known_start(head, self.written))
+        return not (self.scope.known(head, self.written) if rest else self.scope.known_start(head, self.written))
 
     @staticmethod
     def _read(line: str, name: str, after: str = "") -> bool:
@@ -123,9 +117,6 @@ class Place:
         if name[:1].isdigit() or BINDING_LINE.match(line) or BOUND_AFTER.search(line):
             return False
         return bool(line.strip()) or after.lstrip(" ")[:1] in ("(", ".", "[")
-
-    def _known(self, name: str) -> bool:
-        return self.scope.known(name, self.written)
 
 
 @lru_cache(maxsize=16384)
