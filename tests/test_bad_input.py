@@ -40,6 +40,7 @@ def broken(tiny_model, corpus_dir, tmp_path_factory):
         "future": damaged("future", rewrite(format=99)),
         "plugin": damaged("plugin", lambda d, m: rewrite(tokenizer={**m["tokenizer"], "name": "nonexistent"})(d, m)),
         "shapes": damaged("shapes", lambda d, m: rewrite(model={**m["model"], "n_layer": 3})(d, m)),
+        "other_chars": damaged("other_chars", lambda d, m: swap_two_characters(d / checkpoint.TOKENIZER_DIR / "char_vocab.json")),
         "empty_corpus": str(root / "empty"),
         "no_py": str(root / "no_py"),
         "latin1": str(root / "latin1"),
@@ -52,6 +53,13 @@ def broken(tiny_model, corpus_dir, tmp_path_factory):
     (root / "latin1").mkdir()
     (root / "latin1" / "a.py").write_bytes("s = 'caf\xe9'\n".encode("latin-1"))
     return paths
+
+
+def swap_two_characters(vocab) -> None:
+    """Another tokenizer of the same size: two ids trade characters."""
+    table = json.loads(vocab.read_text())
+    table["chars"][1], table["chars"][2] = table["chars"][2], table["chars"][1]
+    vocab.write_text(json.dumps(table))
 
 
 ONCE = ["--once", "x = 1", "--max-tokens", "4"]
@@ -105,6 +113,11 @@ CASES = [
     ("tokenizer against the base", [*FINE_TUNE, "--init-from", "{tiny}", "--tokenizer", "bpe"], USAGE, "contradicts the base"),
     ("resume and init-from", [*FINE_TUNE, "--init-from", "{tiny}", "--resume"], USAGE, "not allowed with argument"),
     ("fine-tune over the base", [*FINE_TUNE, "--init-from", "tiny", "--name", "tiny"], USAGE, "would overwrite the base"),
+    ("average of one", ["average", "{tiny}", "--name", "soup"], USAGE, "two models or more"),
+    ("average, shares", ["average", "{tiny}", "{tiny}", "--weights", "1", "--name", "soup"], USAGE, "1 share for 2 models"),
+    ("average, tokenizers", ["average", "{tiny}", "{other_chars}", "--name", "soup"], USAGE, "different tokenizers"),
+    ("average, unreadable", ["average", "{tiny}", "{truncated}", "--name", "soup"], ERROR, "corrupt or truncated"),
+    ("average, no name", ["average", "{tiny}", "{tiny}"], USAGE, "--name"),
 ]
 
 
@@ -118,7 +131,7 @@ def test_bad_input_is_one_line_and_an_exit_code(case, broken, tiny_model):
     assert r.returncode == code, r.stderr
     assert lines and lines[-1].startswith("copilot-repl: error:") and fragment in lines[-1], lines
     assert "Traceback" not in r.stderr and r.stdout == ""
-    if "--init-from" in args:  # a bad base is found out before anything is written
+    if "--init-from" in args or "average" in args:  # a bad model is found out before anything is written
         assert sorted(paras.iterdir()) == before
 
 

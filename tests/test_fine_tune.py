@@ -1,5 +1,6 @@
 """Fine-tuning (`train --init-from`): a new model that starts from a base's weights, keeps its
-tokenizer and shape, indexes the base's text and the project's, and is scored beside its base."""
+tokenizer and shape, indexes the base's text and the project's, and is scored beside its base; and
+`average`, which takes the mean of a fine-tuned model and its base (or of any runs of one shape)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from conftest import TINY, run_cli, stdlib_folder
 from copilot_repl import checkpoint
 from copilot_repl.errors import UsageError
+from copilot_repl.training.average import open_sources, save_average
 from copilot_repl.training.base import REPLAY_SHARE, open_base, weights_fingerprint
 from copilot_repl.training.recipe import FINE_TUNE_LR
 from copilot_repl.training.train import TrainConfig, train
@@ -121,3 +123,31 @@ def test_train_grows_a_base_deeper_and_says_so(tiny_model, project):
     assert grown.meta["base"]["fingerprint"] == weights_fingerprint(tiny_model)
     with pytest.raises(UsageError, match="contradicts the base"):  # it never shrinks
         open_base(str(result.directory), None).on_base(TrainConfig(layers=layers - 1))
+    with pytest.raises(UsageError, match="differ in shape"):  # nor averages with its base
+        open_sources([str(tiny_model), str(result.directory)], None, None)
+
+
+def test_an_average_holds_the_mean_of_its_models_weights_and_the_first_ones_tokenizer_and_index(tiny_model, project):
+    tuned = fine_tune(tiny_model, project, "ft-soup", steps=3).directory
+    soup = save_average(open_sources([str(tiny_model), str(tuned)], [1, 3], None), checkpoint.paras_dir() / "soup", {})
+    base, ft, mean = (checkpoint.open_checkpoint(d) for d in (tiny_model, tuned, soup))
+    assert any(not np.allclose(ft.weights[k], w) for k, w in base.weights.items())  # two models, one mean
+    for name, weight in mean.weights.items():
+        np.testing.assert_allclose(weight, 0.25 * base.weights[name] + 0.75 * ft.weights[name], rtol=0, atol=1e-6)
+    for path in (tiny_model / checkpoint.TOKENIZER_DIR).iterdir():
+        assert (soup / checkpoint.TOKENIZER_DIR / path.name).read_bytes() == path.read_bytes()
+    assert (soup / "index" / "tokens.npy").read_bytes() == (tiny_model / "index" / "tokens.npy").read_bytes()
+    assert [(s["path"], s["share"]) for s in mean.meta["averaged"]] == [(str(tiny_model), 0.25), (str(tuned), 0.75)]
+    assert "history" not in mean.meta and "base" not in mean.meta  # one run's curve and base are not the mean's
+
+
+def test_average_scores_its_models_beside_their_mean_and_makes_it_active(tiny_model, project):
+    tuned = fine_tune(tiny_model, project, "ft-soup-cli", steps=3).directory
+    r = run_cli("average", str(tiny_model), str(tuned), "--name", "soup-cli", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    scores = report["bits_per_byte"]
+    assert list(scores) == [str(tiny_model), str(tuned), "soup-cli"] and report["best"] in scores
+    assert all(0 < bpb < 10 for bpb in scores.values())
+    shown = run_cli(stdin=f":average {tiny_model} {tuned} --name soup-repl\n:show\n")
+    assert shown.returncode == 0 and "soup-repl" in shown.stdout, shown.stderr

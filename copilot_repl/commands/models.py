@@ -1,4 +1,4 @@
-"""Commands about models: train, eval, models, tokenizers, show. Each is a `:command` and a subcommand."""
+"""Commands about models: train, eval, average, models, tokenizers, show. Each is a `:command` and a subcommand."""
 
 from __future__ import annotations
 
@@ -126,21 +126,12 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 @command("eval", "bits per byte on files, or on the held-out split: the model alone, and mixed with retrieval", _eval_args)
 def eval_command(session: Session, args: argparse.Namespace, out: Output) -> None:
-    from copilot_repl import data
     from copilot_repl.completion.scoring import score_texts
 
     if args.model:
         session.load(args.model)
     opened, engine = session.model(), session.engine
-    if args.files:
-        corpus = data.gather(args.files)
-        texts, what = list(corpus.texts()), " ".join(args.files)
-    else:
-        spec = opened.meta.get("corpus", {}).get("spec") or ["stdlib"]
-        corpus = data.gather(spec)
-        texts, what = list(corpus.texts("val")), f"held-out split of {' '.join(spec)}"
-        if corpus.fingerprint != opened.meta.get("corpus", {}).get("fingerprint"):
-            out.info("note: the corpus has changed since training; the held-out split may differ")
+    texts, what = _texts_to_score(args.files, opened.meta, out)
     try:
         score = score_texts(engine, texts, args.sample)
     except ValueError:
@@ -163,6 +154,19 @@ def eval_command(session: Session, args: argparse.Namespace, out: Output) -> Non
         changed = " (trained again since: these are its new weights' figures)" if base["changed"] else ""
         than = f"{abs(gain):.1%} {'fewer' if gain >= 0 else 'more'} bits/byte than its base (model alone)"
         out.result(f"base {base['name']}{changed}: {_in_words(base)}; fine-tuned: {than}")
+
+
+def _texts_to_score(files: list[str], meta: dict, out: Output) -> tuple[list[str], str]:
+    """The files given, or else the held-out split of the corpus the model was trained on."""
+    from copilot_repl import data
+
+    if files:
+        return list(data.gather(files).texts()), " ".join(files)
+    spec = meta.get("corpus", {}).get("spec") or ["stdlib"]
+    corpus = data.gather(spec)
+    if corpus.fingerprint != meta.get("corpus", {}).get("fingerprint"):
+        out.info("note: the corpus has changed since training; the held-out split may differ")
+    return list(corpus.texts("val")), f"held-out split of {' '.join(spec)}"
 
 
 def _figures(score) -> dict:
@@ -199,6 +203,61 @@ def _scored_base(record: dict | None, engine, texts: list[str], sample: int | No
     return {"name": record.get("name"), "path": record["path"], "changed": changed} | _figures(
         score_texts(base_engine, texts, sample)
     )
+
+
+# -- average -------------------------------------------------------------------------------------------
+SCORED_BYTES = 96_000  # of held-out text the sources and their mean are compared on: half a minute each here
+
+
+def _average_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more checkpoints of one shape and tokenizer")
+    p.add_argument("--name", required=True, help="save the average as paras/NAME")
+    p.add_argument("--weights", nargs="+", type=_positive(float), metavar="W", help="each model's share (default: equal)")
+    p.add_argument("--json", action="store_true")
+
+
+@command(
+    "average",
+    "average the weights of models trained from one another (a model soup), save it under paras/NAME and make it active",
+    _average_args,
+    needs_model=False,
+    replaces_model=True,
+)
+def average_command(session: Session, args: argparse.Namespace, out: Output) -> None:
+    from copilot_repl import checkpoint
+    from copilot_repl.completion.engine import load_engine
+    from copilot_repl.completion.scoring import score_texts
+    from copilot_repl.training.average import open_sources, save_average
+
+    if "/" in args.name or args.name in ("", ".", ".."):
+        raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
+    sources = open_sources(args.models, args.weights, session.paras)
+    texts, what = _texts_to_score([], sources[0].opened.meta, out)
+    texts = _even_share(texts, SCORED_BYTES)
+    directory = save_average(sources, checkpoint.target(args.name, session.paras), {"command": args.command_line})
+    scores = {}
+    for label, path in [*((s.ref, s.opened.directory) for s in sources), (args.name, directory)]:
+        out.info(f"scoring {label} on {what} ...")
+        scores[label] = round(score_texts(load_engine(path)[0], texts).bits_per_byte, 4)
+    session.load(str(directory))
+    best = min(scores, key=scores.__getitem__)
+    if args.json or out.json_mode:
+        out.result(json.dumps({"path": str(directory), "data": what, "bits_per_byte": scores, "best": best}))
+        return
+    figures = ", ".join(f"{label} {bpb:.4f}" for label, bpb in scores.items())
+    out.result(f"saved {directory}; bits/byte (model alone) on {_kb(texts)} of the {what}: {figures}")
+    if best != args.name:
+        out.info(f"note: {best} alone scores better than the average on this text")
+
+
+def _even_share(texts: list[str], budget: int) -> list[str]:
+    """Every k-th file, k chosen so that about `budget` bytes are kept (all files when they are fewer)."""
+    total = sum(len(t.encode("utf-8")) for t in texts)
+    return texts[:: max(1, round(total / budget))]
+
+
+def _kb(texts: list[str]) -> str:
+    return f"{sum(len(t.encode('utf-8')) for t in texts) / 1000:,.0f} kB"
 
 
 # -- models, tokenizers, show -----------------------------------------------------------------------
