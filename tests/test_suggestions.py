@@ -187,3 +187,23 @@ def test_a_greedy_answer_that_went_wrong_is_retried_greedily_not_left_empty(prom
     first, again = once(prompt), once(prompt)
     assert first["completion"].strip() and closed(prompt + first["completion"]), first
     assert again["completion"] == first["completion"]
+
+
+SECOND_FUNCTION = '''def area(width, height):
+    """The area of a rectangle."""
+    result = width * height
+    return result
+
+
+def perimeter(width, height):
+    """The perimeter of a rectangle."""
+'''
+
+
+def test_a_body_that_would_only_repeat_a_line_already_there_is_written_anew():
+    """The second function of a file: greedy opened its body with the first one's `result = ...` line,
+    the repetition rule cut it there, and the answer was empty; the model's next choices answer now."""
+    done = once("-", stdin=SECOND_FUNCTION)
+    written = {line.strip() for line in done["completion"].splitlines() if line.strip()}
+    assert written and not written & {line.strip() for line in SECOND_FUNCTION.splitlines()}, done
+    assert closed(SECOND_FUNCTION + done["completion"])

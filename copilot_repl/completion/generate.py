@@ -297,7 +297,11 @@ class Stream:
             candidates[0].text = rows[0].text[:shown]  # streamed is shown: it stays
         req, s = self.request, self.request.sampling
         left = None if req.max_seconds is None else req.max_seconds - seconds  # an editor's budget is for both
-        wrong = finished and not shown and s.n == 1 and candidates[0].stop_reason == "no valid candidate"
+        best = candidates[0]
+        # a block that began by repeating a line already there is empty, not an answer (a one-line
+        # suggestion that would only repeat one is better unsaid)
+        repeated = best.stop_reason == "repetition" and not best.text.strip() and not s.one_line
+        wrong = finished and not shown and s.n == 1 and (best.stop_reason == "no valid candidate" or repeated)
         if wrong and (left is None or left > 0):
             # an answer that went wrong: a few more, in one batch, before saying nothing; greedy ones open
             # with the model's next choices, so that the same prompt still gets the same answer
