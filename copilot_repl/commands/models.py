@@ -232,9 +232,12 @@ def average_command(session: Session, args: argparse.Namespace, out: Output) -> 
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
     sources = open_sources(args.models, args.weights, session.paras)
+    target = checkpoint.target(args.name, session.paras)
+    if any(target.resolve() == s.opened.directory.resolve() for s in sources):
+        raise UsageError(f"--name {args.name} would overwrite a model it averages; choose another name")
     texts, what = _texts_to_score([], sources[0].opened.meta, out)
     texts = _even_share(texts, SCORED_BYTES)
-    directory = save_average(sources, checkpoint.target(args.name, session.paras), {"command": args.command_line})
+    directory = save_average(sources, target, {"command": args.command_line})
     scores = {}
     for label, path in [*((s.ref, s.opened.directory) for s in sources), (args.name, directory)]:
         out.info(f"scoring {label} on {what} ...")

@@ -1,10 +1,10 @@
 """Checkpoints averaged weight by weight (a model soup), saved as a new checkpoint.
 
 Runs that go on from one another end in one basin of the loss, and the mean of their weights often
-lies lower in it than either end: the shipped model is the mean of two such runs, better on held-out
-code than both (docs/benchmarks.md, "An average of two runs"). Runs from different starts share no
-basin and average to noise, so `average` scores the sources and their mean on the same held-out text
-and the command says which is best; nothing is judged from the weights alone.
+lies lower in it than either end (docs/benchmarks.md: the shipped model and its continuation, a
+fine-tune and its base). Runs from different starts share no basin and average to noise, so the
+command scores the sources and their mean on the same held-out text and says which is best; nothing
+is judged from the weights alone.
 """
 
 from __future__ import annotations
