@@ -118,6 +118,7 @@ CASES = [
     ("average, tokenizers", ["average", "{tiny}", "{other_chars}", "--name", "soup"], USAGE, "different tokenizers"),
     ("average, unreadable", ["average", "{tiny}", "{truncated}", "--name", "soup"], ERROR, "corrupt or truncated"),
     ("average, no name", ["average", "{tiny}", "{tiny}"], USAGE, "--name"),
+    ("average, name with a path", ["average", "{tiny}", "{tiny}", "--name", "../x"], USAGE, "plain name"),
     ("average over a source", ["average", "{tiny}", "tiny", "--name", "tiny"], USAGE, "would overwrite a model it averages"),
 ]
 

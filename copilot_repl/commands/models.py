@@ -34,6 +34,12 @@ def _positive(kind):
     return parse
 
 
+def _plain_name(name: str) -> None:
+    """A model's --name becomes paras/NAME: no path may hide in it."""
+    if "/" in name or name in ("", ".", ".."):
+        raise UsageError(f"--name {name!r} must be a plain name (it becomes paras/NAME)")
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     """Flags for every TrainConfig field; their defaults are TrainConfig's, the measured recipe."""
     from copilot_repl.devices import DEVICES
@@ -92,8 +98,7 @@ def train_command(session: Session, args: argparse.Namespace, out: Output) -> No
     from copilot_repl.training.distributed import world_from_env
     from copilot_repl.training.train import TrainConfig, train
 
-    if "/" in args.name or args.name in ("", ".", ".."):
-        raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
+    _plain_name(args.name)
     fields = {k: v for k, v in vars(args).items() if k not in ("json", "command_line")}
     made_by = {"command": args.command_line}
     result = train(TrainConfig(**fields, paras=session.paras), [out.train_callback()], session.command_started, made_by)
@@ -229,8 +234,7 @@ def average_command(session: Session, args: argparse.Namespace, out: Output) -> 
     from copilot_repl.completion.scoring import score_texts
     from copilot_repl.training.average import open_sources, save_average
 
-    if "/" in args.name or args.name in ("", ".", ".."):
-        raise UsageError(f"--name {args.name!r} must be a plain name (it becomes paras/NAME)")
+    _plain_name(args.name)
     sources = open_sources(args.models, args.weights, session.paras)
     target = checkpoint.target(args.name, session.paras)
     if any(target.resolve() == s.opened.directory.resolve() for s in sources):
