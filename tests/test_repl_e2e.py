@@ -44,6 +44,14 @@ def command(child, line: str, response: str) -> str:
     return shown
 
 
+def long_stream(child, max_tokens: int) -> None:
+    """Settings under which the next completion runs to `max_tokens`: greedy, so that the tiny model
+    cannot end it early by sampling its end-of-text token (a sampled one sometimes did, and the keys a
+    test typed during the stream then met the next prompt instead)."""
+    for setting in (f"max_tokens {max_tokens}", "stop_mode none", "temperature 0"):
+        command(child, ":set " + setting, " = ")
+
+
 def complete(child, prompt: str) -> tuple[str, str]:
     """Submit a prompt; return the completion as shown and why it stopped."""
     submit(child, prompt)
@@ -77,8 +85,7 @@ def test_greedy_completion_is_repeatable(repl):
 
 
 def test_ctrl_c_stops_a_long_generation_and_the_session_lives_on(repl):
-    command(repl, ":set max_tokens 8000", "max_tokens = 8000")
-    command(repl, ":set stop_mode none", "stop_mode = ")
+    long_stream(repl, 8000)
     submit(repl, "x = 1")
     time.sleep(1.5)
     repl.sendintr()
@@ -91,12 +98,12 @@ def test_ctrl_c_stops_a_long_generation_and_the_session_lives_on(repl):
 
 
 def test_keys_typed_during_a_completion_wait_for_the_next_prompt(repl):
-    command(repl, ":set max_tokens 3000", "max_tokens = 3000")
-    command(repl, ":set stop_mode none", "stop_mode = ")
+    long_stream(repl, 3000)
     submit(repl, "x = 1")
     time.sleep(0.5)
     repl.send("zq = 7\r")  # typed ahead while the completion streams
     repl.expect(STATS)
+    assert repl.match.group(2) == "max tokens"  # still streaming when the keys came
     streamed = plain(repl.before)
     repl.expect(STATS)  # the early Enter submitted the typed-ahead line once the prompt was back
     assert "zq = 7" not in streamed  # not echoed into the completion

@@ -185,6 +185,35 @@ def test_typing_on_ends_the_pause_of_a_stale_suggestion_at_once():
     assert not asked.is_alive() and answer == [None]
 
 
+def test_a_suggestion_waits_for_a_busy_model_instead_of_giving_up():
+    """After a pause mid-word the model may still be writing the suggestion for the text before the last
+    key (it stops at its next token, stale). The new one waits for it and is shown; it used to give up,
+    and nothing was shown until the next key. One whose line changes while it waits lets the model be."""
+    session = Session()
+    session.model()
+    session.file_context = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
+    buffer = Buffer()
+    buffer.document = Document("result = compute_chec")
+    answers: list = []
+
+    def ask(typed: Document) -> threading.Thread:
+        asked = threading.Thread(target=lambda: answers.append(ModelSuggest(session, pause=0).get_suggestion(buffer, typed)))
+        asked.start()
+        return asked
+
+    with session.busy:
+        asked = ask(buffer.document)
+        asked.join(timeout=0.3)
+        assert asked.is_alive()  # waiting for the model, not given up
+    asked.join(timeout=60)
+    assert answers[0] is not None and answers[0].text.startswith("ksum_of")
+    with session.busy:
+        asked = ask(buffer.document)
+        buffer.document = Document("result = compute_chec_")  # typed on while it waited
+        asked.join(timeout=30)
+    assert answers[1] is None and session.busy.acquire(blocking=False)
+
+
 def test_no_suggestion_when_turned_off_or_below_the_threshold():
     session = Session()
     session.model()

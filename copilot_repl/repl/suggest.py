@@ -2,8 +2,9 @@
 
 prompt_toolkit asks for a suggestion after each key, in a thread (`ThreadedAutoSuggest`), and drops
 one whose text changed meanwhile; a keystroke never waits for it. Here the model is asked only after
-a pause in typing, only when it is loaded and free (an Enter completion has it otherwise), and what
-comes back is shown only above the confidence threshold. Command lines get the history's suggestion.
+a pause in typing, only when it is loaded (one still writing the suggestion for older text stops at its
+next token, and the new one waits for it), and what comes back is shown only above the confidence
+threshold. Command lines get the history's suggestion.
 
 After a line that opens a block the suggestion is the block's body, several lines. prompt_toolkit
 draws a suggestion on the cursor's line only, so a `BlockSuggestion` keeps its first line there and its
@@ -76,8 +77,16 @@ class ModelSuggest(AutoSuggest):
         deadline = time.monotonic() + self.pause
         while time.monotonic() < deadline and not stale():
             time.sleep(WATCH)
-        if stale() or not session.busy.acquire(blocking=False):
-            return None  # typed on or entered (this one is stale), or the model is busy
+        # The model may still be busy with the suggestion for the text before the last key: that one
+        # stops at its next token (it is stale now), so wait for it rather than show nothing at all.
+        held = False
+        while not held and not stale():
+            held = session.busy.acquire(timeout=WATCH)
+        if held and stale():
+            session.busy.release()
+            held = False
+        if not held:
+            return None  # typed on or entered: this one is for text nobody sees
         try:
             suggested = session.suggestion(text, stale).finish().text
         finally:
