@@ -69,6 +69,17 @@ def test_confidence_fit_separates_and_survives_a_round_trip():
     assert Confidence.from_dict({"features": ["other"], "weights": [1.0], "bias": 0}).weights == Confidence().weights
 
 
+def test_confidence_learns_a_signal_that_means_opposite_things_in_two_places():
+    """A sure first token is a good sign mid-word and (here, by construction) a bad one at a line's start:
+    no sum of single features can say that, the product of the two can."""
+    rng = np.random.default_rng(1)
+    rows = [{"first_logprob": float(rng.normal()), "mid_word": float(rng.integers(2))} for _ in range(600)]
+    taken = np.array([(r["first_logprob"] > 0) == bool(r["mid_word"]) for r in rows])
+    fitted = Confidence.fit(rows, list(taken))
+    scores = np.array([fitted.score(r) for r in rows])
+    assert scores[taken].mean() > 0.65 > 0.35 > scores[~taken].mean()
+
+
 def test_a_name_the_file_already_has_is_known_and_a_new_one_is_not():
     prompt = "def area(radius):\n    return 3.14 * ra"
     known = text_features(prompt, "dius * radius")
@@ -76,6 +87,9 @@ def test_a_name_the_file_already_has_is_known_and_a_new_one_is_not():
     assert known["chunks"] == math.log1p(2)  # `dius` and ` * radius`: two Alt-F words
     new = text_features(prompt, "nge(10)")
     assert new["known_word"] == 0.0
+    assert known["only_known_start"] == 1.0  # `radius` is the file's one name that starts `ra`
+    two = text_features("def area(radius, range_):\n    return 3.14 * ra", "dius * radius")
+    assert two["known_word"] == 1.0 and two["only_known_start"] == 0.0
     at_margin = text_features("import os\n", "import sys")
     assert at_margin["line_start"] == 1.0 and at_margin["mid_word"] == 0.0 and at_margin["known_word"] == 1.0
     assert text_features("imports = 1\n", "import")["known_word"] == 0.0  # a whole name, not a part of one

@@ -7,6 +7,14 @@ parses, where the cursor is, whether the name it writes is one the file already 
 it holds), fitted by logistic regression on simulated typing of code held out from training (`python -m
 benchmarks.fit_suggestions`), and saved in checkpoint.json. A checkpoint without a
 fit gets the weights fitted for the shipped model: the features are scaled alike for any model.
+
+The regression reads each feature alone and times each of three that say where the cursor is (mid-word,
+at a line's start, finishing a name the file has): a signal means different things in different places (a
+sure first token is worth more mid-word on a known name than at a line's start), and a sum of single
+features cannot say so. On the test package this raises the area under the ROC curve from 0.763 to 0.785,
+fitted on another package. Every pair of features would reach 0.793, but learns the simulated person's
+history more than the suggestion: the one name of the file that starts as typed, written with sure
+tokens, then fell below serve's threshold.
 """
 
 from __future__ import annotations
@@ -29,15 +37,23 @@ FEATURES = (
     "line_start",
     "known_word",
     "chunks",
+    "only_known_start",
 )
+PLACES = ("mid_word", "line_start", "known_word")  # where the cursor is, and what it is writing
+PAIRS = tuple(sorted({tuple(sorted((i, FEATURES.index(p)))) for p in PLACES for i in range(len(FEATURES)) if FEATURES[i] != p}))
+TERMS = FEATURES + tuple(f"{FEATURES[i]}*{FEATURES[j]}" for i, j in PAIRS)
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
 # fmt: off
 SHIPPED_WEIGHTS = (
-    0.21135, 0.01136, -0.09829, -0.00987, -1.45688, 0.17046,
-    0.69903, -0.87125, 0.7797, 1.13941, 1.37064, 1.38538,
+    -0.00243, 0.00774, -0.05728, 0.05779, -1.00739, 0.36721, 0.63926, -0.63296,
+    -0.03601, 0.83691, 0.02688, 0.41191, 0.14205, 0.07856, -0.10045, -0.29563,
+    0.02104, 0.01104, -0.07968, 0.02213, 0.81847, -0.09383, 0.0159, -0.13766,
+    0.08746, 0.64886, 2.11031, -1.16815, 0.03557, 0.58096, -0.00954, -0.09457,
+    -0.3382, -0.10805, 0.17734, 0.09291, 0.07989, 0.0, 0.44238, 0.35891,
+    0.14205, -0.01606, 0.12042, 0.0, 0.24668, 0.14205,
 )
 # fmt: on
-SHIPPED_BIAS = -2.56619
+SHIPPED_BIAS = -2.15693
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
 SERVE_MIN_CONFIDENCE = 0.2
@@ -75,34 +91,40 @@ class Confidence:
     fitted_on: dict = field(default_factory=dict)
 
     def score(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(w * features.get(name, 0.0) for w, name in zip(self.weights, FEATURES))
+        z = self.bias + float(np.dot(self.weights, terms(features)))
         return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), "weights": self.weights, "bias": self.bias, "fitted_on": self.fitted_on}
+        return {"features": list(TERMS), "weights": self.weights, "bias": self.bias, "fitted_on": self.fitted_on}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> Confidence:
         """A saved fit; the shipped weights for a checkpoint without one or with another feature set."""
-        if not isinstance(raw, dict) or raw.get("features") != list(FEATURES):
+        if not isinstance(raw, dict) or raw.get("features") != list(TERMS):
             return cls()
         try:
             weights = [float(w) for w in raw["weights"]]
-            return cls(weights, float(raw["bias"]), raw.get("fitted_on", {})) if len(weights) == len(FEATURES) else cls()
+            return cls(weights, float(raw["bias"]), raw.get("fitted_on", {})) if len(weights) == len(TERMS) else cls()
         except (KeyError, TypeError, ValueError):
             return cls()
 
     @classmethod
-    def fit(cls, rows: list[dict[str, float]], taken: list[bool], l2: float = 1e-3, steps: int = 3000) -> Confidence:
-        """Logistic regression by gradient descent on standardised features, mapped back to raw ones."""
-        x = np.array([[r.get(name, 0.0) for name in FEATURES] for r in rows], dtype=np.float64)
+    def fit(cls, rows: list[dict[str, float]], taken: list[bool], l2: float = 1e-2, steps: int = 3000) -> Confidence:
+        """Logistic regression by gradient descent on standardised terms, mapped back to raw ones."""
+        x = np.array([terms(r) for r in rows], dtype=np.float64)
         y = np.asarray(taken, dtype=np.float64)
         mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
         z = (x - mean) / scale
-        w, b = np.zeros(len(FEATURES)), 0.0
+        w, b = np.zeros(len(TERMS)), 0.0
         for _ in range(steps):
             p = 1 / (1 + np.exp(-(z @ w + b)))
             w -= 0.5 * (z.T @ (p - y) / len(y) + l2 * w)
             b -= 0.5 * float((p - y).mean())
         raw_w = w / scale
         return cls([round(float(v), 5) for v in raw_w], round(float(b - (raw_w * mean).sum()), 5))
+
+
+def terms(features: dict[str, float]) -> np.ndarray:
+    """The features in `FEATURES`' order, then the product of each pair."""
+    x = np.array([features.get(name, 0.0) for name in FEATURES], dtype=np.float64)
+    return np.concatenate([x, [x[i] * x[j] for i, j in PAIRS]])

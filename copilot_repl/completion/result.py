@@ -71,19 +71,22 @@ class TokenStats:
 
 def text_features(prompt: str, text: str) -> dict[str, float]:
     """What the prompt and the suggestion's text tell of its chance, whatever model wrote it: a name
-    the file already has is likely typed again (a new one is the model's guess); how many keys (Tab, or
-    a word each) it is worth."""
+    the file already has is likely typed again (a new one is the model's guess), above all when no other
+    name of the file starts as typed; how many keys (Tab, or a word each) it is worth."""
     head = prompt[len(prompt.rstrip(IDENTIFIER_CHARS)) :]  # the part of a word typed so far
     rest = text if head else text.lstrip()
     word = head + rest[: len(rest) - len(rest.lstrip(IDENTIFIER_CHARS))]
     before = prompt[: len(prompt) - len(head)]
     known = len(word) > len(head) and re.search(rf"(?<!\w){re.escape(word)}(?!\w)", before) is not None
+    begun = set(re.findall(rf"(?<!\w){re.escape(head)}\w+", before)) if head else set()
     return {
         "log_chars": math.log1p(len(text.strip())),
         "mid_word": float(bool(head)),
         "line_start": float(not prompt.rsplit("\n", 1)[-1].strip()),
         "known_word": float(known),
         "chunks": math.log1p(len(WORDS.findall(text))),
+        # the word is the only one of the file's that starts as typed (`compute_chec` -> `compute_checksum`)
+        "only_known_start": float(known and begun == {word}),
     }
 
 
