@@ -125,6 +125,6 @@ class Confidence:
 
 
 def terms(features: dict[str, float]) -> np.ndarray:
-    """The features in `FEATURES`' order, then the product of each pair."""
+    """The features in `FEATURES`' order, then the products in `PAIRS` (each feature times each place)."""
     x = np.array([features.get(name, 0.0) for name in FEATURES], dtype=np.float64)
     return np.concatenate([x, [x[i] * x[j] for i, j in PAIRS]])
