@@ -52,6 +52,26 @@ def long_stream(child, max_tokens: int) -> None:
         command(child, ":set " + setting, " = ")
 
 
+def on_screen(child, text: str, size: tuple[int, int]) -> list[str]:
+    """The lines on the terminal once one shows `text`, as drawn from here on (`size`: rows, columns).
+    The renderer redraws only the cells that changed, so text on the screen need not pass through the
+    output in one piece: a suggestion drawn for the word one key shorter leaves the same letters in the
+    same cells, and only the typed key is written."""
+    import pyte
+
+    screen, stream = pyte.Screen(size[1], size[0]), pyte.Stream()
+    stream.attach(screen)
+    deadline = time.monotonic() + child.timeout
+    while not any(text in line for line in screen.display):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not on the screen:\n" + "\n".join(line for line in screen.display if line.strip()))
+        try:
+            stream.feed(child.read_nonblocking(4096, timeout=1))
+        except pexpect.TIMEOUT:
+            pass
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
 def complete(child, prompt: str) -> tuple[str, str]:
     """Submit a prompt; return the completion as shown and why it stopped."""
     submit(child, prompt)
@@ -212,7 +232,7 @@ def test_a_suggestion_shows_while_typing_and_right_takes_it(tmp_path):
     child.expect(">>> ")
     complete(child, "def compute_checksum_of_payload(data):\x1b\rreturn sum(data) % 256")
     child.send("result = compute_chec")
-    child.expect("ksum_of")  # drawn after the cursor, with no key pressed
+    on_screen(child, "result = compute_checksum_of", (40, 160))  # drawn after the cursor, with no key pressed
     child.send("\x1b[C\r")  # Right takes it; Enter submits the line
     child.expect(STATS)
     child.expect(">>> ")
@@ -223,18 +243,12 @@ def test_a_suggestion_shows_while_typing_and_right_takes_it(tmp_path):
 def test_a_block_suggestion_shows_its_lines_under_the_input_and_tab_takes_them(tmp_path):
     """Under a real terminal, at a lowered threshold: after `def is_even(n):` (defined earlier in the
     session), the body is drawn on the line under the input; Tab takes it and Enter submits both lines."""
-    import pyte
-
     child = spawn_repl("--no-history", env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(30, 100))
-    screen, stream = pyte.Screen(100, 30), pyte.Stream()
-    stream.attach(screen)
     child.expect(">>> ")
     command(child, ":set min_confidence 0.05", "min_confidence = 0.05")
     complete(child, "def is_even(n):\x1b\rreturn n % 2 == 0")
     child.send("def is_even(n):")
-    child.expect("return n % 2 == 0")  # drawn with no key pressed
-    stream.feed(child.before + child.after)
-    lines = [line.rstrip() for line in screen.display if line.strip()]
+    lines = on_screen(child, "return n % 2 == 0", (30, 100))  # drawn with no key pressed
     typed = max(i for i, line in enumerate(lines) if line.endswith("def is_even(n):"))
     assert lines[typed + 1].endswith("    return n % 2 == 0"), lines  # under the input, indented as the body
     child.send("\t\r")
