@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot_repl.completion.confidence import FEATURES, GUESS_BELOW, Confidence, confident_part
+from copilot_repl.completion.confidence import FEATURES, GUESS_BELOW, IDLE, TERMS, Confidence, confident_part
 from copilot_repl.completion.cursor import Cursor, place
 from copilot_repl.completion.generate import _margin
 from copilot_repl.completion.result import text_features
@@ -94,6 +94,19 @@ def test_a_name_the_file_already_has_is_known_and_a_new_one_is_not():
     assert at_margin["line_start"] == 1.0 and at_margin["mid_word"] == 0.0 and at_margin["known_word"] == 1.0
     assert text_features("imports = 1\n", "import")["known_word"] == 0.0  # a whole name, not a part of one
     assert text_features("x = ", "")["known_word"] == 0.0
+
+
+@settings(deadline=None)
+@given(st.text(alphabet="ab_ =(\n", max_size=30), st.text(alphabet="ab_ =(\n", max_size=12))
+def test_the_products_left_out_of_the_confidence_could_only_ever_be_zero_or_a_copy(prompt, text):
+    """IDLE leaves out the products of places that exclude or imply each other: if the features ever
+    stopped doing so, the product would say something new and belong back in TERMS."""
+    features = text_features(prompt, text)
+    assert not (features["mid_word"] and features["line_start"])
+    assert not (features["line_start"] and features["only_known_start"])
+    if features["only_known_start"]:
+        assert features["mid_word"] and features["known_word"]
+    assert not any(frozenset(term.split("*")) in IDLE for term in TERMS)
 
 
 def test_the_margin_is_the_lead_over_the_next_best_token():
