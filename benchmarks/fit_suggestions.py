@@ -71,7 +71,8 @@ def fit_confidence(directory: Path) -> dict:
 
     with ProcessPoolExecutor(2) as pool:  # with and without the package's other files as an --index
         tallies = list(pool.map(_typed, [(column, str(directory)) for column in ("model", "model+index")]))
-    records = [record for tally in tallies for record in tally.records]
+    # the model's suggestions only: a known name shown where it had nothing has no probabilities to read
+    records = [record for tally in tallies for record in tally.records if not record[0].get("known_name")]
     rows, taken = [features for features, _, _ in records], [took for _, took, _ in records]
     confidence = Confidence.fit(rows, taken)
     confidence.fitted_on = {"package": FIT_PACKAGE[0], "suggestions": len(rows), "taken": round(float(np.mean(taken)), 4)}

@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from copilot_repl.completion.result import WORDS
+from copilot_repl.completion.result import WORDS, only_name_begun
 
 TEST_PACKAGE = ("pluggy", ("_callers.py", "_result.py", "_tracing.py", "_warnings.py"))  # about 12,000 characters
 FIT_PACKAGE = ("pygments", ("filter.py", "formatter.py", "console.py", "modeline.py", "plugin.py", "style.py"))
@@ -36,6 +36,7 @@ class Shown:
     confidence: float = 1.0
     features: dict = field(default_factory=dict)  # what the completer knew, for fitting its confidence
     steps: list = field(default_factory=list)  # per token: the text's length after it, its log-prob
+    name: str = ""  # the rest of the one name of the file begun at the cursor: shown where nothing else is
 
 
 @dataclass
@@ -109,13 +110,20 @@ def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0) -> Tally:
 
 def at_confidence(shown: Shown | None, min_confidence: float) -> Shown | None:
     """What serve shows at `min_confidence`: nothing below it, else the part the model does not merely
-    guess (the same rule as the runner's, applied here so that one pass serves every threshold)."""
-    from copilot_repl.completion.confidence import confident_part
+    guess, and where that leaves nothing, the one name of the file begun at the cursor (the runner's
+    rules, applied here so that one pass serves every threshold)."""
+    from copilot_repl.completion.confidence import KNOWN_NAME_CONFIDENCE, confident_part
 
-    if shown is None or not min_confidence or not shown.steps:
+    if shown is None or not min_confidence:
         return shown
+    if not shown.steps:  # a history line, or a known name already
+        return shown if shown.confidence >= min_confidence else None
     text = confident_part(shown.text, shown.steps, shown.confidence, min_confidence)
-    return Shown(text, shown.confidence, shown.features, shown.steps) if text else None
+    if text:
+        return Shown(text, shown.confidence, shown.features, shown.steps)
+    if shown.name and KNOWN_NAME_CONFIDENCE >= min_confidence:
+        return Shown(shown.name, KNOWN_NAME_CONFIDENCE, {"known_name": 1.0})
+    return None
 
 
 def baseline_keys(text: str) -> int:
@@ -162,7 +170,8 @@ def server_suggester(session) -> Suggest:
             body = {"prompt": before, "max_tokens": 32, "temperature": 0, "stop": ["\n"], "min_confidence": 0}
             request, _ = parse_completion_request(body, base, "default")
             best = session.engine.complete(request).finish().candidates[0]
-            asked[before] = Shown(best.text, best.confidence, best.features, best.steps) if best.text else None
+            name = only_name_begun(before)
+            asked[before] = Shown(best.text, best.confidence, best.features, best.steps, name) if best.text else None
         return asked[before]
 
     return suggest

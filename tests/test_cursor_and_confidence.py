@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from copilot_repl.completion.confidence import FEATURES, GUESS_BELOW, IDLE, TERMS, Confidence, confident_part
 from copilot_repl.completion.cursor import Cursor, place
 from copilot_repl.completion.generate import _margin
-from copilot_repl.completion.result import text_features
+from copilot_repl.completion.result import only_name_begun, text_features
 from copilot_repl.completion.retrieval import Gate, Match, log_odds, mix
 
 
@@ -96,6 +96,20 @@ def test_a_name_the_file_already_has_is_known_and_a_new_one_is_not():
     assert text_features("x = ", "")["known_word"] == 0.0
 
 
+def test_the_one_name_begun_at_the_cursor_is_finished_only_when_the_code_says_which():
+    code = "def compute_checksum_of_payload(data):\n    return sum(data)\n\n"
+    assert only_name_begun(code + "result = compute_chec") == "ksum_of_payload"
+    assert only_name_begun(code + "result = com") == "pute_checksum_of_payload"
+    assert only_name_begun(code + "result = co") == ""  # two letters begin too many new names
+    assert only_name_begun(code + "compute_checksum = 1\nx = compute_chec") == ""  # a whole name, and a longer one
+    assert only_name_begun(code + "x = compute_chart + compute_ch") == ""  # two begin so
+    assert only_name_begun(code + "x = compute_chec", after="ksum(y)") == ""  # the cursor is inside a word
+    assert only_name_begun(code + "x = compute_chec", after=")\n") == "ksum_of_payload"
+    assert only_name_begun("frobnicate_widgets = 1\n", after="x = frob") == ""  # nothing is being typed
+    assert only_name_begun("x = 1\ny = 123", after="") == ""
+    assert only_name_begun("def f():\n    return total_count\n\nprint(tot", after=")") == "al_count"
+
+
 def typed_after_names(draw) -> tuple[str, str]:
     """(prompt, suggestion): a few names, a separator, then either the start of one of those names and
     its rest (finishing a name the file has) or any text."""
@@ -120,6 +134,19 @@ def test_the_products_left_out_of_the_confidence_could_only_ever_be_zero_or_a_co
     assert not (features["line_start"] and features["only_known_start"])
     if features["only_known_start"]:
         assert features["mid_word"] and features["known_word"]
+
+
+@settings(deadline=None)
+@given(st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,7}", fullmatch=True), min_size=1, max_size=5), st.data())
+def test_a_known_name_shown_always_finishes_a_name_of_the_code_and_only_the_one(names, data):
+    head = data.draw(st.text("abcdefgh_", min_size=0, max_size=5))
+    typed = " ".join(names) + "\n" + head
+    rest = only_name_begun(typed)
+    begun = {n for n in names if n.startswith(head) and n != head}
+    if rest:
+        assert len(head) >= 3 and head + rest in names and begun == {head + rest} and head not in names
+    else:
+        assert len(head) < 3 or len(begun) != 1 or head in names or head[:1].isdigit()
 
 
 def test_no_left_out_product_is_among_the_terms():

@@ -114,6 +114,22 @@ def test_an_identifier_typed_earlier_in_the_session_is_completed():
     assert done.text.startswith("ksum_of_payload(")
 
 
+def test_a_suggestion_the_model_is_unsure_of_gives_way_to_the_one_name_begun():
+    """Mid-word, below the model's own confidence, the file's one name that starts as typed."""
+    from copilot_repl import checkpoint
+
+    engine = load_engine(checkpoint.shipped_default())[0]
+    context = "def compute_checksum_of_payload(data):\n    return sum(data) % 256\n\n"
+    own = complete(engine, "result = compute_chec", context=context, temperature=0, max_tokens=12, stop=["\n"])
+    done = complete(engine, "result = compute_chec", context, temperature=0, max_tokens=12, stop=["\n"], min_confidence=0.59)
+    if own.result.candidates[0].confidence < 0.59:
+        assert (done.text, done.reason) == ("ksum_of_payload", "known name")
+    else:
+        assert done.text == own.text
+    block = complete(engine, "result = compute_chec", context, temperature=0, max_tokens=12, stop_mode="block", min_confidence=0.99)
+    assert block.text == ""  # a block at the REPL is the model's or nothing
+
+
 def test_a_copy_brings_no_name_the_code_here_lacks():
     """A project's `if not nx.is_connected(G):` matched `if not n`: without the scope, greedy went on
     `x.is_connected(G):` and `raise nx.NetworkXError(...)` in a function whose only name is `n`."""

@@ -193,6 +193,23 @@ def test_a_fill_prompt_rendered_by_the_plugin_continue_style(shipped_server):
     assert len(text) >= 4 and EXPECTED.startswith(text)
 
 
+def test_where_the_model_is_unsure_mid_word_the_one_name_of_the_file_begun_is_suggested(shipped_server):
+    """The shipped model's own `icate_the_widget_registry(widgets)` has confidence 0.30: below 0.6 it
+    used to show nothing, though the file has one name that starts `frobn`."""
+    prompt = "def frobnicate_the_widget_registry(widgets):\n    return widgets\n\n\nresult = frobn"
+    api = client(shipped_server)
+    done = api.completions.create(
+        model="default", prompt=prompt, max_tokens=16, temperature=0, stop=["\n"], extra_body={"min_confidence": 0.6}
+    )
+    choice = done.choices[0]
+    assert choice.text.startswith("icate_the_widget_registry") and choice.finish_reason == "stop"
+    assert choice.model_extra["stop_reason"] == "known name" or choice.model_extra["confidence"] >= 0.6
+    unsure = api.completions.create(
+        model="default", prompt=prompt, max_tokens=16, temperature=0, stop=["\n"], extra_body={"min_confidence": 0.9}
+    )
+    assert unsure.choices[0].text == ""  # nor is a name shown above its own confidence
+
+
 TABBY_AGENT = Path(os.environ.get("COPILOT_REPL_TABBY_AGENT", CHECKOUT / ".ci/node/node_modules/tabby-agent/dist/cli.js"))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from copilot_repl.completion.confidence import Confidence
 from copilot_repl.completion.cursor import Cursor, place
-from copilot_repl.completion.judging import judge
+from copilot_repl.completion.judging import judge, known_name_instead
 from copilot_repl.completion.result import Result
 from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, Gate, buffer_match, is_word, mix
 from copilot_repl.completion.row import Row
@@ -313,6 +313,7 @@ class Stream:
             # a valid retry stands, shown or withheld as not confident enough (that is why nothing shows)
             if retried.candidates[0].text.strip() or retried.candidates[0].stop_reason == "low confidence":
                 candidates = retried.candidates[:1]
+        known_name_instead(req, candidates[0])
         result = Result(window.prompt_tokens, window.context_tokens, window.cropped, self.seed, seconds, candidates, steps)
         for listener in self.listeners:
             listener(result)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from copilot_repl.completion.confidence import Confidence, confident_part
-from copilot_repl.completion.result import Candidate, TokenStats
+from copilot_repl.completion.confidence import KNOWN_NAME_CONFIDENCE, Confidence, confident_part
+from copilot_repl.completion.result import Candidate, TokenStats, only_name_begun
 from copilot_repl.completion.syntax import closed, syntax_ok, valid_prefix
 
 if TYPE_CHECKING:
@@ -52,7 +52,23 @@ def _candidate(
         if kept is not None and kept.strip():
             text, valid = kept, True
             reason = "stop" if reason in ("max tokens", "repetition") else reason
-    typed = (req.context if req.copyable is None else req.copyable) + req.prompt  # a name known is one the user wrote
-    features = stat.features(text, valid, typed)
+    features = stat.features(text, valid, typed(req))
     score = confidence.score(features) if text.strip() else 0.0
     return Candidate(text, stat.count, stat.mean, valid, reason, score, features, "", stat.steps)
+
+
+def typed(req: Request) -> str:
+    """The code the user wrote, up to the cursor: a name known is one of theirs, not the model's."""
+    return (req.context if req.copyable is None else req.copyable) + req.prompt
+
+
+def known_name_instead(req: Request, best: Candidate) -> None:
+    """Where a one-line suggestion shows nothing, the rest of the one name of the user's code that
+    starts as typed, when that is confident enough: mid-word, the model often guesses another name
+    or goes on past the word where the file says which name it is. Not where nobody waits for it."""
+    if not req.sampling.one_line or best.text.strip() or best.stop_reason in ("interrupted", "superseded"):
+        return
+    name = only_name_begun(typed(req), req.suffix or "")
+    if name and KNOWN_NAME_CONFIDENCE >= req.sampling.min_confidence:
+        best.text, best.confidence, best.stop_reason, best.steps = name, KNOWN_NAME_CONFIDENCE, "known name", []
+        best.features = {"known_name": 1.0}
