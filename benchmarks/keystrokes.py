@@ -170,7 +170,7 @@ def server_suggester(session) -> Suggest:
             body = {"prompt": before, "max_tokens": 32, "temperature": 0, "stop": ["\n"], "min_confidence": 0}
             request, _ = parse_completion_request(body, base, "default")
             best = session.engine.complete(request).finish().candidates[0]
-            name = only_name_begun(before)
+            name = only_name_begun(before, project=session.engine.project_names)
             asked[before] = Shown(best.text, best.confidence, best.features, best.steps, name) if best.text else None
         return asked[before]
 

@@ -108,6 +108,11 @@ def test_the_one_name_begun_at_the_cursor_is_finished_only_when_the_code_says_wh
     assert only_name_begun("frobnicate_widgets = 1\n", after="x = frob") == ""  # nothing is being typed
     assert only_name_begun("x = 1\ny = 123", after="") == ""
     assert only_name_begun("def f():\n    return total_count\n\nprint(tot", after=")") == "al_count"
+    project = ("frobnicate_widgets", "frobulate", "zeta_function")  # sorted, as --index gives them
+    assert only_name_begun("x = zeta", project=project) == "_function"  # the code has none: the project's one
+    assert only_name_begun("x = frob", project=project) == ""  # it has two
+    assert only_name_begun("frobz = 1\nx = frob", project=project) == "z"  # the code's own come first
+    assert only_name_begun("x = zeta", project=("zeta", "zeta_function")) == ""
 
 
 def typed_after_names(draw) -> tuple[str, str]:

@@ -126,7 +126,7 @@ def test_a_suggestion_the_model_is_unsure_of_gives_way_to_the_one_name_begun():
         assert (done.text, done.reason) == ("ksum_of_payload", "known name")
     else:
         assert done.text == own.text
-    block = complete(engine, "result = compute_chec", context, temperature=0, max_tokens=12, stop_mode="block", min_confidence=0.99)
+    block = complete(engine, "result = compute_chec", context, temperature=0, max_tokens=12, stop_mode="block", min_confidence=1)
     assert block.text == ""  # a block at the REPL is the model's or nothing
 
 

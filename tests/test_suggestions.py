@@ -132,6 +132,17 @@ def test_the_users_index_wins_where_it_matches_better(tmp_path):
     assert text.startswith("\n    def __init__(self):\n        self.items = []"), text
 
 
+def test_mid_word_the_one_name_of_the_users_project_that_starts_so_is_suggested(tmp_path):
+    """The shipped model writes `_to` after `result = frobn` (confidence 0.1): the project says which name it is."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "app.py").write_text("def frobnicate_the_widget_registry(widgets):\n    return sorted(widgets)\n")
+    line = ("result = frobn", "--index", str(project), "--stop", "\\n", "--min-confidence", "0.6")
+    record = once(*line)
+    assert record["completion"] == "icate_the_widget_registry" and record["stop_reason"] == "known name"
+    assert record["confidence"] == 0.6 and once(*line[:-1], "0.7")["completion"] == ""
+
+
 def test_confidence_is_in_the_record_and_min_confidence_withholds():
     record = once("def area(radius):")
     assert record["completion"] and 0.0 <= record["confidence"] <= 1.0

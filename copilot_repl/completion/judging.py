@@ -3,6 +3,7 @@ ranked (valid first, then the most confident), and the best withheld where it sh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from copilot_repl.completion.confidence import KNOWN_NAME_CONFIDENCE, Confidence, confident_part
@@ -62,13 +63,14 @@ def typed(req: Request) -> str:
     return (req.context if req.copyable is None else req.copyable) + req.prompt
 
 
-def known_name_instead(req: Request, best: Candidate) -> None:
-    """Where a one-line suggestion shows nothing, the rest of the one name of the user's code that
-    starts as typed, when that is confident enough: mid-word, the model often guesses another name
-    or goes on past the word where the file says which name it is. Not where nobody waits for it."""
+def known_name_instead(req: Request, best: Candidate, project: Sequence[str] = ()) -> None:
+    """Where a one-line suggestion shows nothing, the rest of the one name of the user's code (else of
+    their `project`) that starts as typed, when that is confident enough: mid-word, the model often
+    guesses another name or goes on past the word where the code says which name it is. Not where
+    nobody waits for it."""
     if not req.sampling.one_line or best.text.strip() or best.stop_reason in ("interrupted", "superseded"):
         return
-    name = only_name_begun(typed(req), req.suffix or "")
+    name = only_name_begun(typed(req), req.suffix or "", project)
     if name and KNOWN_NAME_CONFIDENCE >= req.sampling.min_confidence:
         best.text, best.confidence, best.stop_reason, best.steps = name, KNOWN_NAME_CONFIDENCE, "known name", []
         best.features = {"known_name": 1.0}
