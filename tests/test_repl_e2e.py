@@ -240,6 +240,19 @@ def test_a_suggestion_shows_while_typing_and_right_takes_it(tmp_path):
     child.terminate(force=True)
 
 
+def test_where_the_model_is_unsure_mid_word_the_one_name_typed_earlier_is_suggested(tmp_path):
+    """At a raised threshold the model's own `ksum_of_payload(data)` (confidence 0.3) is withheld; the
+    session's one name that starts `compute_chec` is drawn instead."""
+    child = spawn_repl("--no-history", env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(40, 160))
+    child.expect(">>> ")
+    command(child, ":set min_confidence 0.55", "min_confidence = 0.55")
+    complete(child, "def compute_checksum_of_payload(data):\x1b\rreturn sum(data) % 256")
+    child.send("result = compute_chec")
+    lines = on_screen(child, "result = compute_checksum_of_payload", (40, 160))
+    assert any(line.endswith("result = compute_checksum_of_payload") for line in lines), lines
+    child.terminate(force=True)
+
+
 def test_a_block_suggestion_shows_its_lines_under_the_input_and_tab_takes_them(tmp_path):
     """Under a real terminal, at a lowered threshold: after `def is_even(n):` (defined earlier in the
     session), the body is drawn on the line under the input; Tab takes it and Enter submits both lines."""
