@@ -210,6 +210,27 @@ def test_where_the_model_is_unsure_mid_word_the_one_name_of_the_file_begun_is_su
     assert unsure.choices[0].text == ""  # nor is a name shown above its own confidence
 
 
+def test_serve_indexes_a_project_whose_names_it_finishes(tmp_path):
+    """`serve --index`: the shipped model writes `_to` after `result = frobn` (confidence 0.1); the
+    project's one name that starts so is suggested instead, at serve's own threshold."""
+    (tmp_path / "app.py").write_text("def frobnicate_the_widget_registry(widgets):\n    return sorted(widgets)\n")
+    command = [*CLI, "serve", "--port", "0", "--index", str(tmp_path)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
+    try:
+        assert "indexed 1 file" in proc.stderr.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", proc.stderr.readline())
+        assert match
+        done = client(match.group(1)).completions.create(
+            model="default", prompt="result = frobn", max_tokens=16, temperature=0, stop=["\n"]
+        )
+        assert done.choices[0].text == "icate_the_widget_registry"
+        assert done.choices[0].model_extra["stop_reason"] == "known name"
+    finally:
+        proc.kill()
+    missing = subprocess.run([*CLI, "serve", "--port", "0", "--index", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1 and "nowhere" in missing.stderr
+
+
 TABBY_AGENT = Path(os.environ.get("COPILOT_REPL_TABBY_AGENT", CHECKOUT / ".ci/node/node_modules/tabby-agent/dist/cli.js"))
 
 

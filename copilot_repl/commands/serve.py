@@ -13,6 +13,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--model", help="checkpoint directory or NAME under paras/ (default: the active one)")
+    p.add_argument("--index", nargs="+", metavar="PATH", help="files or folders of your project: copied from, names finished")
     p.add_argument("--log", action="store_true", help="a line per request on stderr (the default on a terminal)")
 
 
@@ -28,6 +29,8 @@ def serve_command(session: Session, args: argparse.Namespace, out: Output) -> No
         out.info(f"warning: binding {args.host}: anyone who can reach this address can use the model")
     if args.model:
         session.load(args.model)
+    if args.index:
+        out.info(f"indexed {session.add_index(args.index)}")
     session.chat = False
     if session.source("min_confidence") == "built-in":  # an editor asks at every key: doubtful ones are noise
         session.layers["flag"]["min_confidence"] = SERVE_MIN_CONFIDENCE
