@@ -101,11 +101,11 @@ def test_the_one_name_begun_at_the_cursor_is_finished_only_when_the_code_says_wh
     assert only_name_begun(code + "result = compute_chec") == "ksum_of_payload"
     assert only_name_begun(code + "result = com") == "pute_checksum_of_payload"
     assert only_name_begun(code + "result = co") == ""  # two letters begin too many new names
-    assert only_name_begun(code + "compute_checksum = 1\nx = compute_chec") == ""  # a whole name, and a longer one
-    assert only_name_begun(code + "x = compute_chart + compute_ch") == ""  # two begin so
+    assert only_name_begun(code + "compute_checksum = 1\nx = compute_chec") == ""  # two names start so
+    assert only_name_begun(code + "compute = 1\nx = compute") == ""  # the word is a whole name already
     assert only_name_begun(code + "x = compute_chec", after="ksum(y)") == ""  # the cursor is inside a word
     assert only_name_begun(code + "x = compute_chec", after=")\n") == "ksum_of_payload"
-    assert only_name_begun("frobnicate_widgets = 1\n", after="x = frob") == ""  # nothing is being typed
+    assert only_name_begun("frobnicate_widgets = 1\nx = ") == ""  # no word is being typed
     assert only_name_begun("x = 1\ny = 123", after="") == ""
     assert only_name_begun("def f():\n    return total_count\n\nprint(tot", after=")") == "al_count"
     project = ("frobnicate_widgets", "frobulate", "zeta_function")  # sorted, as --index gives them
