@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from copilot_repl.completion.result import WORDS, only_name_begun
+from copilot_repl.completion.result import WORDS, known_name_rest
 
 TEST_PACKAGE = ("pluggy", ("_callers.py", "_result.py", "_tracing.py", "_warnings.py"))  # about 12,000 characters
 FIT_PACKAGE = ("pygments", ("filter.py", "formatter.py", "console.py", "modeline.py", "plugin.py", "style.py"))
@@ -170,7 +170,7 @@ def server_suggester(session) -> Suggest:
             body = {"prompt": before, "max_tokens": 32, "temperature": 0, "stop": ["\n"], "min_confidence": 0}
             request, _ = parse_completion_request(body, base, "default")
             best = session.engine.complete(request).finish().candidates[0]
-            name = only_name_begun(before, project=session.engine.project_names)
+            name = known_name_rest(before, project=session.engine.project_names)
             asked[before] = Shown(best.text, best.confidence, best.features, best.steps, name) if best.text else None
         return asked[before]
 

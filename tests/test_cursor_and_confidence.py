@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from copilot_repl.completion.confidence import FEATURES, GUESS_BELOW, IDLE, TERMS, Confidence, confident_part
 from copilot_repl.completion.cursor import Cursor, place
 from copilot_repl.completion.generate import _margin
-from copilot_repl.completion.result import only_name_begun, text_features
+from copilot_repl.completion.result import known_name_rest, text_features
 from copilot_repl.completion.retrieval import Gate, Match, log_odds, mix
 
 
@@ -98,21 +99,24 @@ def test_a_name_the_file_already_has_is_known_and_a_new_one_is_not():
 
 def test_the_one_name_begun_at_the_cursor_is_finished_only_when_the_code_says_which():
     code = "def compute_checksum_of_payload(data):\n    return sum(data)\n\n"
-    assert only_name_begun(code + "result = compute_chec") == "ksum_of_payload"
-    assert only_name_begun(code + "result = com") == "pute_checksum_of_payload"
-    assert only_name_begun(code + "result = co") == ""  # two letters begin too many new names
-    assert only_name_begun(code + "compute_checksum = 1\nx = compute_chec") == ""  # two names start so
-    assert only_name_begun(code + "compute = 1\nx = compute") == ""  # the word is a whole name already
-    assert only_name_begun(code + "x = compute_chec", after="ksum(y)") == ""  # the cursor is inside a word
-    assert only_name_begun(code + "x = compute_chec", after=")\n") == "ksum_of_payload"
-    assert only_name_begun("frobnicate_widgets = 1\nx = ") == ""  # no word is being typed
-    assert only_name_begun("x = 1\ny = 123", after="") == ""
-    assert only_name_begun("def f():\n    return total_count\n\nprint(tot", after=")") == "al_count"
+    assert known_name_rest(code + "result = compute_chec") == "ksum_of_payload"
+    assert known_name_rest(code + "result = com") == "pute_checksum_of_payload"
+    assert known_name_rest(code + "result = co") == ""  # two letters begin too many new names
+    assert known_name_rest(code + "compute_checksum = 1\nx = compute_chec") == "ksum"  # what both go on with
+    assert known_name_rest(code + "compute_chart = 1\nx = compute_ch") == ""  # they share nothing past it
+    assert known_name_rest("totax = totay = 0\ntot") == ""  # one character shared: not worth a key
+    assert known_name_rest(code + "compute = 1\nx = compute") == ""  # the word is a whole name already
+    assert known_name_rest(code + "x = compute_chec", after="ksum(y)") == ""  # the cursor is inside a word
+    assert known_name_rest(code + "x = compute_chec", after=")\n") == "ksum_of_payload"
+    assert known_name_rest("frobnicate_widgets = 1\nx = ") == ""  # no word is being typed
+    assert known_name_rest("x = 1\ny = 123", after="") == ""
+    assert known_name_rest("def f():\n    return total_count\n\nprint(tot", after=")") == "al_count"
     project = ("frobnicate_widgets", "frobulate", "zeta_function")  # sorted, as --index gives them
-    assert only_name_begun("x = zeta", project=project) == "_function"  # the code has none: the project's one
-    assert only_name_begun("x = frob", project=project) == ""  # it has two
-    assert only_name_begun("frobz = 1\nx = frob", project=project) == "z"  # the code's own come first
-    assert only_name_begun("x = zeta", project=("zeta", "zeta_function")) == ""
+    assert known_name_rest("x = zeta", project=project) == "_function"  # the code has none: the project's one
+    assert known_name_rest("x = frob", project=project) == ""  # two, that share nothing past the word
+    assert known_name_rest("x = frob", project=("frobnicate_gadgets", "frobnicate_widgets")) == "nicate_"
+    assert known_name_rest("frobz = 1\nx = frob", project=project) == "z"  # the code's own come first
+    assert known_name_rest("x = zeta", project=("zeta", "zeta_function")) == ""
 
 
 def typed_after_names(draw) -> tuple[str, str]:
@@ -143,15 +147,17 @@ def test_the_products_left_out_of_the_confidence_could_only_ever_be_zero_or_a_co
 
 @settings(deadline=None)
 @given(st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,7}", fullmatch=True), min_size=1, max_size=5), st.data())
-def test_a_known_name_shown_always_finishes_a_name_of_the_code_and_only_the_one(names, data):
+def test_a_known_name_shown_is_what_every_name_of_the_code_begun_so_goes_on_with(names, data):
     head = data.draw(st.text("abcdefgh_", min_size=0, max_size=5))
     typed = " ".join(names) + "\n" + head
-    rest = only_name_begun(typed)
+    rest = known_name_rest(typed)
     begun = {n for n in names if n.startswith(head) and n != head}
-    if rest:
-        assert len(head) >= 3 and head + rest in names and begun == {head + rest} and head not in names
+    shared = os.path.commonprefix(sorted(begun))[len(head) :] if begun else ""
+    if len(head) < 3 or head in names or not begun:
+        assert rest == ""
     else:
-        assert len(head) < 3 or len(begun) != 1 or head in names or head[:1].isdigit()
+        assert rest == (shared if len(begun) == 1 or len(shared) >= 2 else "")
+        assert all(n.startswith(head + rest) for n in begun)
 
 
 def test_no_left_out_product_is_among_the_terms():

@@ -19,6 +19,7 @@ INSTALL = "python3 -m venv"  # the set-up commands: CI runs the test one, and a 
 LEFT_TO_THEIR_OWN_TESTS = {
     "copilot-repl": "test_repl_e2e.py",
     "copilot-repl serve": "test_server.py",
+    "copilot-repl serve --index src/": "test_server.py::test_serve_indexes_a_project_whose_names_it_finishes",
     "copilot-repl train --corpus stdlib --time 10m --name mine": "test_cli.py::test_train_then_eval_through_the_cli",
     "copilot-repl train --init-from default --corpus ~/myproject --time 2m --name mine": "test_fine_tune.py",
 }

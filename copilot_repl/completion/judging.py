@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from copilot_repl.completion.confidence import KNOWN_NAME_CONFIDENCE, Confidence, confident_part
-from copilot_repl.completion.result import Candidate, TokenStats, only_name_begun
+from copilot_repl.completion.result import Candidate, TokenStats, known_name_rest
 from copilot_repl.completion.syntax import closed, syntax_ok, valid_prefix
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def known_name_instead(req: Request, best: Candidate, project: Sequence[str] = (
     nobody waits for it."""
     if not req.sampling.one_line or best.text.strip() or best.stop_reason in ("interrupted", "superseded"):
         return
-    name = only_name_begun(typed(req), req.suffix or "", project)
+    name = known_name_rest(typed(req), req.suffix or "", project)
     if name and KNOWN_NAME_CONFIDENCE >= req.sampling.min_confidence:
         best.text, best.confidence, best.stop_reason, best.steps = name, KNOWN_NAME_CONFIDENCE, "known name", []
         best.features = {"known_name": 1.0}

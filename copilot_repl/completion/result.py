@@ -4,6 +4,7 @@ renders (`--json`, batch mode, the REPL's dim line, the server's choices)."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import string
 from bisect import bisect_left
@@ -183,27 +184,31 @@ def names_begun(code: str, head: str) -> set[str]:
     return set(re.findall(rf"(?<!\w){re.escape(head)}\w+", code)) if head else set()
 
 
-def only_name_begun(typed: str, after: str = "", project: Sequence[str] = (), shortest: int = 3) -> str:
-    """The rest of the one name of the user's code (`typed`, and `after` the cursor) that starts with
-    the word being typed, or "". Only for a word of `shortest` characters or more that is not itself
-    a name there and that the cursor ends: a short head, or one that is already a whole name, is as
-    often the start of something new. Where the code has no name that starts so, the one name of their
-    project (`project`, sorted: what --index holds) that does. Where the model has nothing confident
-    to say mid-word, this is right two times in three (benchmarks/keystrokes.py, the fitting package)."""
+def known_name_rest(typed: str, after: str = "", project: Sequence[str] = (), shortest: int = 3) -> str:
+    """What the names of the user's code (`typed`, and `after` the cursor) that start with the word
+    being typed all go on with: the rest of the one such name, or the part several share past the word
+    when that is two characters or more (a shell's Tab); "" otherwise. Only for a word of `shortest`
+    characters or more that is not itself a name there and that the cursor ends: a short head, or one
+    that is already a whole name, is as often the start of something new. Where the code has no name
+    that starts so, their project's names (`project`, sorted: what --index holds). Where the model has
+    nothing confident to say mid-word, this is right two times in three (benchmarks/keystrokes.py)."""
     head = typed_word(typed)
     if len(head) < shortest or head[0].isdigit() or after[:1].isalnum() or after[:1] == "_":
         return ""
     code = typed[: len(typed) - len(head)] + "\n" + after
     if has_name(code, head):
         return ""
-    begun = names_begun(code, head) or _begun_in(project, head)
-    return next(iter(begun))[len(head) :] if len(begun) == 1 else ""
+    begun = sorted(names_begun(code, head)) or _begun_in(project, head)
+    if not begun:
+        return ""
+    rest = os.path.commonprefix([begun[0], begun[-1]])[len(head) :]  # sorted: what the first and last share, all do
+    return rest if len(begun) == 1 or len(rest) >= 2 else ""
 
 
-def _begun_in(names: Sequence[str], head: str) -> set[str]:
-    """Of the sorted `names`, those that start with `head` (two are enough to say it is not one), or
-    none when `head` is itself one of them."""
-    i = bisect_left(names, head)
-    if i < len(names) and names[i] == head:
-        return set()
-    return {name for name in names[i : i + 2] if name.startswith(head)}
+def _begun_in(names: Sequence[str], head: str) -> list[str]:
+    """Of the sorted `names`, the first and the last that start with `head` and are longer (one when
+    only one does), or none when `head` is itself one of them."""
+    i, j = bisect_left(names, head), bisect_left(names, head + "\U0010ffff")
+    if i == j or names[i] == head:
+        return []
+    return [names[i], names[j - 1]] if j - i > 1 else [names[i]]
