@@ -77,9 +77,9 @@ SHIPPED_BIAS = -2.16031
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
 SERVE_MIN_CONFIDENCE = 0.2
-# where a one-line suggestion mid-word shows nothing, the rest of the one name of the user's code (or
-# project) begun at the cursor is shown instead, at this confidence: such names were taken 61-74% of the
-# time on the fitting package at serve's default (shipped model; benchmarks/keystrokes.py)
+# where a one-line suggestion mid-word shows nothing, what the names of the user's code (or project)
+# begun at the cursor go on with is shown instead, at this confidence: such suggestions were taken 61-94%
+# of the time on the fitting package at serve's default (shipped model; benchmarks/keystrokes.py)
 KNOWN_NAME_CONFIDENCE = 0.6
 # a suggestion that is shown is cut where the model's running probability of the whole of it falls below
 # this: chosen with serve's default on the same benchmark (cutting at min_confidence itself saved less)

@@ -64,10 +64,10 @@ def typed(req: Request) -> str:
 
 
 def known_name_instead(req: Request, best: Candidate, project: Sequence[str] = ()) -> None:
-    """Where a one-line suggestion shows nothing, the rest of the one name of the user's code (else of
-    their `project`) that starts as typed, when that is confident enough: mid-word, the model often
-    guesses another name or goes on past the word where the code says which name it is. Not where
-    nobody waits for it."""
+    """Where a one-line suggestion shows nothing, what the names of the user's code (else of their
+    `project`) that start as typed go on with, when that is confident enough: mid-word, the model
+    often guesses another name or goes on past the word where the code says which name it is. Not
+    where nobody waits for it."""
     if not req.sampling.one_line or best.text.strip() or best.stop_reason in ("interrupted", "superseded"):
         return
     name = known_name_rest(typed(req), req.suffix or "", project)
