@@ -36,7 +36,7 @@ class Shown:
     confidence: float = 1.0
     features: dict = field(default_factory=dict)  # what the completer knew, for fitting its confidence
     steps: list = field(default_factory=list)  # per token: the text's length after it, its log-prob
-    name: str = ""  # the rest of the one name of the file begun at the cursor: shown where nothing else is
+    name: str = ""  # what the file's (or project's) names begun at the cursor go on with: shown where nothing else is
 
 
 @dataclass
@@ -110,7 +110,7 @@ def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0) -> Tally:
 
 def at_confidence(shown: Shown | None, min_confidence: float) -> Shown | None:
     """What serve shows at `min_confidence`: nothing below it, else the part the model does not merely
-    guess, and where that leaves nothing, the one name of the file begun at the cursor (the runner's
+    guess, and where that leaves nothing, what the names begun at the cursor go on with (the runner's
     rules, applied here so that one pass serves every threshold)."""
     from copilot_repl.completion.confidence import KNOWN_NAME_CONFIDENCE, confident_part
 

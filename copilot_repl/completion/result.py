@@ -193,7 +193,7 @@ def known_name_rest(typed: str, after: str = "", project: Sequence[str] = (), sh
     that starts so, their project's names (`project`, sorted: what --index holds). Where the model has
     nothing confident to say mid-word, this is right two times in three (benchmarks/keystrokes.py)."""
     head = typed_word(typed)
-    if len(head) < shortest or head[0].isdigit() or after[:1].isalnum() or after[:1] == "_":
+    if len(head) < shortest or head[0].isdigit() or re.match(r"\w", after):
         return ""
     code = typed[: len(typed) - len(head)] + "\n" + after
     if has_name(code, head):
