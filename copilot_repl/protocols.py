@@ -119,10 +119,12 @@ def fim_markers(prompt: str) -> tuple[str, str] | None:
 
 def editor_request(prefix: str, suffix: str, extra: str, sampling: Sampling, **options: Any) -> Request:
     """What an editor asks at its cursor: complete `prefix`; with text after the cursor on its line
-    (the suffix's first line), only the line; `extra` (other files' snippets) is context to copy from."""
+    (the suffix's first line), only the line; `extra` (other files' snippets) is context to copy from.
+    The suffix is not filled up to (a one-line completion reads better from the prefix alone), but its
+    names are the file's, and a cursor inside a word gets nothing."""
     if suffix.split("\n", 1)[0].strip():
         sampling = Sampling(**{**sampling.__dict__, "stop": [*sampling.stop, "\n"]})
-    return Request(prefix, None, extra, sampling, **options)
+    return Request(prefix, None, extra, sampling, after=suffix, **options)
 
 
 def snippets(chunks: Any, field: str, name: str) -> str:

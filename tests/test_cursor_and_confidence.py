@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from copilot_repl.completion.confidence import FEATURES, GUESS_BELOW, IDLE, TERMS, Confidence, confident_part
 from copilot_repl.completion.cursor import Cursor, place
 from copilot_repl.completion.generate import _margin
-from copilot_repl.completion.result import known_name_rest, text_features
+from copilot_repl.completion.judging import already_there
+from copilot_repl.completion.result import inside_word, known_name_rest, text_features
 from copilot_repl.completion.retrieval import Gate, Match, log_odds, mix
 
 
@@ -117,6 +118,24 @@ def test_the_one_name_begun_at_the_cursor_is_finished_only_when_the_code_says_wh
     assert known_name_rest("x = frob", project=("frobnicate_gadgets", "frobnicate_widgets")) == "nicate_"
     assert known_name_rest("frobz = 1\nx = frob", project=project) == "z"  # the code's own come first
     assert known_name_rest("x = zeta", project=("zeta", "zeta_function")) == ""
+
+
+def test_what_the_line_after_an_editors_cursor_holds_already_is_not_suggested_again():
+    assert already_there("x)", ")\n") == 1  # before the `)` the editor closed by itself
+    assert already_there("f(x))", ")") == 1  # `f(x)` is shown, and the line reads `f(x))`
+    assert already_there('data, "rb"):', "):\n    pass\n") == 2
+    assert already_there("ksum_of_payload(data)", "(x)\n") == 0  # only what ends the suggestion
+    assert already_there("abc", "\nabc") == 0  # only the cursor's own line
+    assert already_there("x", "") == 0
+    assert inside_word("x = compu", "te(y)") and not inside_word("x = compu", "(y)") and not inside_word("x = ", "y")
+
+
+@settings(deadline=None)
+@given(st.text("ab)]: ", max_size=8), st.text("ab)]: \n", max_size=8))
+def test_the_part_already_there_is_the_longest_end_of_the_suggestion_that_starts_the_line(text, after):
+    line, k = after.split("\n", 1)[0], already_there(text, after)
+    assert text[len(text) - k :] == line[:k]
+    assert not any(text.endswith(line[:longer]) for longer in range(k + 1, min(len(text), len(line)) + 1))
 
 
 def typed_after_names(draw) -> tuple[str, str]:

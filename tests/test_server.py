@@ -185,6 +185,19 @@ def test_llama_vims_infill_request(shipped_server):
     assert status == 200 and answer["content"] == ""
 
 
+def test_an_editors_text_after_the_cursor_is_read_not_written_again(shipped_server):
+    """The suffix an editor sends is not filled up to, but it is the file's: a cursor inside a word
+    gets nothing (whatever is shown there would be typed twice), and a name defined below the cursor
+    is finished where the model is unsure (its own `_to` after `frobn` has confidence 0.1)."""
+    inside = {**LLAMA_VIM, "prompt": "result = compute_chec", "input_suffix": "ksum_of_payload(x)\n"}
+    status, answer = raw(shipped_server, json.dumps(inside).encode(), "/infill")
+    assert status == 200 and answer["content"] == ""
+    below = "\n\n\ndef frobnicate_the_widget_registry(widgets):\n    return sorted(widgets)\n"
+    tabby = {"language": "python", "segments": {"prefix": "print(frobn", "suffix": ")" + below}}
+    status, answer = raw(shipped_server, json.dumps(tabby).encode())
+    assert status == 200 and answer["choices"][0]["text"] == "icate_the_widget_registry"
+
+
 def test_a_fill_prompt_rendered_by_the_plugin_continue_style(shipped_server):
     api = client(shipped_server)
     prompt = f"<fim_prefix>{CONTEXT}result = compute_chec<fim_suffix>\n<fim_middle>"

@@ -20,7 +20,7 @@ import numpy as np
 from copilot_repl.completion.confidence import Confidence
 from copilot_repl.completion.cursor import Cursor, place
 from copilot_repl.completion.judging import judge, known_name_instead
-from copilot_repl.completion.result import Result
+from copilot_repl.completion.result import Result, inside_word
 from copilot_repl.completion.retrieval import MAX_MATCH, CorpusIndex, Gate, buffer_match, is_word, mix
 from copilot_repl.completion.row import Row
 from copilot_repl.completion.sampler import log_softmax, penalize, sample
@@ -56,6 +56,7 @@ class Request:
     copyable: str | None = None  # of the context, what the buffer cache may copy from (None: all of it)
     max_seconds: float | None = None  # stop writing after this long (an editor's budget per suggestion)
     superseded: Callable[[], bool] | None = None  # asked at each token: a newer request has come, stop
+    after: str = ""  # text after the cursor that is not filled up to (an editor's line): its names count
 
 
 @dataclass
@@ -131,7 +132,7 @@ class Stream:
         self.quiet = False  # nobody watches it stream: a stop may still take back any of its text
         self.seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little")
         self.cursor = place(request.prompt, s.stop_mode == "block") if request.suffix is None else Cursor(len(request.prompt))
-        self.scope = Scope(request.context + request.prompt, request.suffix or "", engine.project_names)
+        self.scope = Scope(request.context + request.prompt, request.suffix or request.after, engine.project_names)
         self._pieces = self._run()
 
     def on_done(self, listener: Callable[[Result], None]) -> None:
@@ -178,6 +179,11 @@ class Stream:
         tok, runtime = engine.tokenizer, engine.runtime
         window = read_window(tok, runtime.block_size, self.cursor, req.prompt, req.context, req.suffix, req.copyable)
         rows = self._rows(window)
+        if inside_word(req.prompt, req.after):  # an editor's cursor inside a word: what is written is typed twice
+            for row in rows:
+                row.reason = "inside a word"
+            self.result = self._publish(window, rows, True, 0, 0.0, 0)
+            return
         rng = np.random.default_rng(self.seed)
         start, shown = time.perf_counter(), 0
         # streamed text is on a screen and stays; with a min_confidence nothing is shown before its end

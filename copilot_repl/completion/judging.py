@@ -47,6 +47,8 @@ def _candidate(
     source = req.context + req.prompt
     text = "" if reason == "superseded" else text  # a newer request came: nobody waits for this one
     one_line = req.sampling.one_line
+    if one_line:
+        text = text[: len(text) - already_there(text, req.after)]
     valid = closed(source + text, one_line or not text.strip()) if must_close else syntax_ok(source + text + (req.suffix or ""))
     if not valid and must_close and reason != "interrupted":
         kept = valid_prefix(source, text, shown, tuple(end for end, _ in stat.steps), one_line)
@@ -56,6 +58,13 @@ def _candidate(
     features = stat.features(text, valid, typed(req))
     score = confidence.score(features) if text.strip() else 0.0
     return Candidate(text, stat.count, stat.mean, valid, reason, score, features, "", stat.steps)
+
+
+def already_there(text: str, after: str) -> int:
+    """How much of the end of a one-line `text` is the start of the line after the cursor (`x)` before
+    the `)` an editor closed by itself): it is there already, and shown again it would be typed twice."""
+    line = after.split("\n", 1)[0]
+    return next((k for k in range(min(len(text), len(line)), 0, -1) if text.endswith(line[:k])), 0)
 
 
 def typed(req: Request) -> str:
@@ -70,7 +79,7 @@ def known_name_instead(req: Request, best: Candidate, project: Sequence[str] = (
     where nobody waits for it."""
     if not req.sampling.one_line or best.text.strip() or best.stop_reason in ("interrupted", "superseded"):
         return
-    name = known_name_rest(typed(req), req.suffix or "", project)
+    name = known_name_rest(typed(req), req.suffix or req.after, project)
     if name and KNOWN_NAME_CONFIDENCE >= req.sampling.min_confidence:
         best.text, best.confidence, best.stop_reason, best.steps = name, KNOWN_NAME_CONFIDENCE, "known name", []
         best.features = {"known_name": 1.0}

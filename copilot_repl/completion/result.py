@@ -129,6 +129,7 @@ class Result:
             "end of middle": "the model found nothing to fill in",
             "interrupted": "interrupted before the first token",
             "superseded": "a newer request came first",
+            "inside a word": "the cursor is inside a word: nothing to add there",
         }.get(best.stop_reason, "the model ended the statement or block here")
 
     @property
@@ -175,6 +176,11 @@ def typed_word(prompt: str) -> str:
     return prompt[len(prompt.rstrip(IDENTIFIER_CHARS)) :]
 
 
+def inside_word(prompt: str, after: str) -> bool:
+    """Does the cursor split a word (`compu|te`)? What an editor shows there would be typed twice."""
+    return bool(typed_word(prompt)) and re.match(r"\w", after) is not None
+
+
 def has_name(code: str, name: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", code) is not None
 
@@ -193,7 +199,7 @@ def known_name_rest(typed: str, after: str = "", project: Sequence[str] = (), sh
     that starts so, their project's names (`project`, sorted: what --index holds). Where the model has
     nothing confident to say mid-word, this is right two times in three (benchmarks/keystrokes.py)."""
     head = typed_word(typed)
-    if len(head) < shortest or head[0].isdigit() or re.match(r"\w", after):
+    if len(head) < shortest or head[0].isdigit() or inside_word(typed, after):
         return ""
     code = typed[: len(typed) - len(head)] + "\n" + after
     if has_name(code, head):
