@@ -9,7 +9,8 @@
 
 An editor's request becomes the same completion whichever protocol carries it (`editor_request`): the
 file up to the cursor is the prompt, other files' snippets are context the buffer cache may copy from,
-and with text after the cursor on its line only the line is completed."""
+with text after the cursor on its line only the line is completed, and that text is read (its names,
+a word the cursor is inside) but not filled up to."""
 
 from __future__ import annotations
 
