@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_repl.completion.stops import StopRules, answered_lines, repetition_cut
+from copilot_repl.completion.stops import StopRules, answered_lines, defined_names, redefinition_cut, repetition_cut
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,10 @@ from copilot_repl.completion.stops import StopRules, answered_lines, repetition_
         ("", "for x in y:\n    print(x)\nz = 1\n", "for x in y:\n    print(x)"),  # unless its line opens a block
         ("def f():\n    x = 1\n", "    y = 2\nz = 3\n", "    y = 2"),
         ("def f():", '\n    """Doc.\n\nmore doc\n"""\n    return 1\nx', '\n    """Doc.\n\nmore doc\n"""\n    return 1'),
+        ("    return x", "\n    y = 1\n", ""),  # after a return, a line at its level is never run
+        ("        raise E", "\n            y = 1\n", ""),
+        ("def f(x):\n    return x", "\nprint(f(1))\n", "\nprint(f(1))"),  # one that dedents is
+        ("        return load(f)", "\n    return None\n", "\n    return None"),
     ],
 )
 def test_block_rule(prompt, completion, expected):
@@ -90,3 +94,18 @@ def test_a_line_of_an_earlier_answer_is_a_repeat_in_a_new_definition():
     rules = StopRules("def compute(data):", [], answered=answered)
     text = "\n    total = 0\n    return pi * radius**2\n"
     assert rules.find_stop(text) == text.index("    return") and rules.reason == "repetition"
+
+
+def test_a_function_or_class_the_code_has_is_not_defined_again():
+    """After a finished function the small model writes its header again; a REPL or a file never wants
+    the second one, so it is a repetition, and not shown while it may become one."""
+    defined = defined_names("import json\n\ndef load(path):\n    return json.load(open(path))\n\nclass Store:\n    pass\n")
+    assert defined == {"load", "Store"}
+    rules = StopRules("    return json.load(open(path))", [], defined=defined)
+    assert rules.find_stop("\n\n\ndef load(path):\n    pass\n") == 3 and rules.reason == "repetition"
+    assert rules.safe_length("\n\n\ndef lo") <= 3 and rules.safe_length("\n\n\nclass St") <= 3
+    assert rules.safe_length("\n\n\ndef save") == len("\n\n\ndef save")  # no name of the code starts so
+    assert redefinition_cut("\nclass Store(Base):\n", defined, False) == 1
+    assert redefinition_cut("\ndef loader(path):\n", defined, False) is None
+    assert redefinition_cut("\n    def load(self):\n", defined, False) is None  # a method may share a name
+    assert redefinition_cut("def load(self):\n", defined, at_line_start=False) is None  # not a line's start

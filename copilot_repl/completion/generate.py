@@ -26,7 +26,7 @@ from copilot_repl.completion.row import Row
 from copilot_repl.completion.sampler import log_softmax, penalize, sample
 from copilot_repl.completion.scope import Scope, in_scope, strangers_less_likely
 from copilot_repl.completion.settings import Sampling
-from copilot_repl.completion.stops import StopRules, answered_lines
+from copilot_repl.completion.stops import StopRules, answered_lines, defined_names
 from copilot_repl.completion.syntax import ClosedLines, closed
 from copilot_repl.completion.window import Window, heal, read_window
 from copilot_repl.tokenizer import EOT, Tokenizer
@@ -163,11 +163,12 @@ class Stream:
             window.ids = healed
         mode = "none" if req.suffix is not None else s.stop_mode
         answered = answered_lines(req.context, req.copyable)
+        defined = defined_names(req.context + req.prompt)
         return [
             Row(
                 cursor.shown,
                 pending,
-                StopRules(req.prompt, s.stop, mode, repeats=s.stop_mode != "none", answered=answered),
+                StopRules(req.prompt, s.stop, mode, repeats=s.stop_mode != "none", answered=answered, defined=defined),
                 np.asarray(window.buffer, dtype=np.int64),
             )
             for _ in range(s.n)

@@ -27,6 +27,8 @@ CLOSES = {")": "(", "]": "[", "}": "{"}
 COMPOUND = re.compile(r"(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b")
 STOP_MODES = ("block", "line", "none")
 LEAVES = re.compile(r"(return|raise|continue|break)\b")
+HEADER_START = re.compile(r"(?:async\s+)?(?:def|class)\s+(\w*)\Z")  # a header whose name is still being written
+TOP_DEFINITION = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)", re.M)  # a function or class at the top level
 
 
 def _inside_string(text: str) -> bool:
@@ -122,6 +124,21 @@ def repetition_cut(text: str, earlier: set[str]) -> int | None:
         start = end + 1
 
 
+def defined_names(source: str) -> frozenset[str]:
+    """The functions and classes `source` defines at its top level."""
+    return frozenset(TOP_DEFINITION.findall(source))
+
+
+def redefinition_cut(text: str, defined: frozenset[str], at_line_start: bool) -> int | None:
+    """Where the completion `text` starts defining again, at the top level, a function or class the code
+    already has: a small model that has just written (or read) `def load(path):` and its body writes it
+    once more, and a REPL or a file never wants the second one."""
+    for m in TOP_DEFINITION.finditer(text):
+        if m.group(1) in defined and (m.start() > 0 or at_line_start):
+            return m.start()
+    return None
+
+
 def answered_lines(context: str, copyable: str | None) -> frozenset[str]:
     """The lines of the session's earlier answers (the context less what the user typed): a model that
     sees its last answer in the context copies it into the next definition that starts alike, and a
@@ -134,7 +151,13 @@ def answered_lines(context: str, copyable: str | None) -> frozenset[str]:
 
 class StopRules:
     def __init__(
-        self, prompt: str, stops: list[str], mode: str = "block", repeats: bool = True, answered: frozenset[str] = frozenset()
+        self,
+        prompt: str,
+        stops: list[str],
+        mode: str = "block",
+        repeats: bool = True,
+        answered: frozenset[str] = frozenset(),
+        defined: frozenset[str] = frozenset(),
     ):
         self.stops = [s for s in stops if s]
         self.mode, self.repeats = mode, repeats
@@ -145,6 +168,7 @@ class StopRules:
         self.at_line_start = prompt == "" or prompt.endswith("\n")
         self.head = "" if self.at_line_start else prompt.rsplit("\n", 1)[-1]
         self.earlier = {line.strip() for line in lines[-20:] if len(line.strip()) >= MIN_REPEATED_LINE} | answered
+        self.defined = defined  # top-level functions and classes of the code: written again is a repetition
         self.reason = "stop"  # why the last cut found by find_stop was made
 
     def find_stop(self, text: str) -> int | None:
@@ -158,7 +182,9 @@ class StopRules:
         cut = rule if rule is not None else cut
         repeat = None
         if self.repeats:  # a cut also ends a line
-            repeat = repetition_cut(text if cut is None else text[:cut] + "\n", self.earlier)
+            kept = text if cut is None else text[:cut] + "\n"
+            cuts = (repetition_cut(kept, self.earlier), redefinition_cut(kept, self.defined, self.at_line_start))
+            repeat = min((c for c in cuts if c is not None), default=None)
         self.reason = "repetition" if repeat is not None else "stop"
         return repeat if repeat is not None else cut
 
@@ -173,6 +199,9 @@ class StopRules:
         head, offset = self.head, 0
         end = _statement_end(head, text)
         if end is not None and not text[:end].strip():  # the prompt's statement was complete: write the next one
+            following = next((line for line in text[end + 1 :].split("\n")[:-1] if line.strip()), None)
+            if LEAVES.match(head.strip()) and following is not None and indent_of(following) >= indent_of(head):
+                return end  # after `return x`, a line at its level (or deeper) is never run
             head, offset = "", end + 1
             end = _statement_end(head, text[offset:])
             end = None if end is None else end + offset
@@ -232,7 +261,8 @@ class StopRules:
         if self.mode == "block" and not self.opens_block and colon >= 0:
             return self._shown_before(text, colon)  # a colon a simple statement may not keep: wait for its line's end
         start = text.rfind("\n") + 1
-        if self.repeats and self._may_repeat(text[:start], last_line.strip()):
+        whole_line = start > 0 or self.at_line_start
+        if self.repeats and (self._may_repeat(text[:start], last_line.strip()) or whole_line and self._may_redefine(last_line)):
             return self._shown_before(text, start - 1)  # it may be a line already written: show it once it is not
         return safe
 
@@ -246,6 +276,15 @@ class StopRules:
             return False
         seen = self.earlier | {line.strip() for line in before.splitlines() if len(line.strip()) >= MIN_REPEATED_LINE}
         return any(line.startswith(partial) for line in seen)
+
+    def _may_redefine(self, line: str) -> bool:
+        """Is this unfinished line, at the top level, maybe the header of a function or class already defined?"""
+        if not self.defined or not line or line[0].isspace():
+            return False
+        if any(keyword.startswith(line) for keyword in ("def ", "class ", "async def ")):
+            return True
+        m = HEADER_START.match(line)
+        return m is not None and any(name.startswith(m.group(1)) for name in self.defined)
 
     @staticmethod
     def finish(text: str) -> str:
