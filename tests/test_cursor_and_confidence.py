@@ -46,6 +46,11 @@ def test_inside_a_line_nothing_is_added():
     assert place("x = compute_chec") == Cursor(len("x = compute_chec"))
 
 
+def test_after_a_space_inside_a_line_the_model_reads_it_with_the_next_word():
+    assert place("x = ") == Cursor(3, retype=" ") and place("return  ") == Cursor(6, retype="  ")
+    assert place("def f(): ").body  # a header still opens its body
+
+
 @settings(deadline=None)
 @given(st.text(alphabet="ab:( )\n\t#", max_size=40))
 def test_the_model_and_the_user_reach_the_same_column(prompt):
@@ -56,7 +61,7 @@ def test_the_model_and_the_user_reach_the_same_column(prompt):
     model = (prompt[: cursor.keep] + cursor.lead + cursor.retype).rsplit("\n", 1)[-1].expandtabs(8)
     user = (prompt + cursor.shown).rsplit("\n", 1)[-1].expandtabs(8)
     assert len(model) + space == len(user) + (0 if cursor.hide_space else space)
-    assert cursor.keep == len(prompt) or prompt[cursor.keep] == "\n"
+    assert cursor.keep == len(prompt) or prompt[cursor.keep] == "\n" or prompt[cursor.keep :] == cursor.retype
 
 
 def test_confidence_fit_separates_and_survives_a_round_trip():

@@ -45,6 +45,14 @@ def test_a_prompt_ending_in_a_newline_writes_the_body_at_its_indentation():
     assert "\n" + text == sampled("def fib(n):")["completion"]
 
 
+@pytest.mark.parametrize("prompt", ["if __name__ ==", "from collections import"])
+def test_a_space_typed_before_the_cursor_changes_nothing_but_the_space(prompt):
+    """After `x = ` the model used to read a lone space token, which it never saw before code, and
+    wrote `~~~~` to max_tokens; now it reads the space with the word after it, as without it."""
+    without = once(prompt)["completion"]
+    assert without.startswith(" ") and once(prompt + " ")["completion"] == without[1:]
+
+
 @pytest.mark.parametrize(
     "prompt, level",
     [("def fib(n):\n    ", 4), ("class Shape:\n    def area(self):\n        ", 8)],

@@ -1,7 +1,10 @@
 """Where the cursor is, and what the model must read and write first so that a completion starts right there.
 
 A prompt can end in three ways, and each needs the model started differently:
-- inside a line (`x = compute_chec`): token healing in the runner takes care of it;
+- inside a line (`x = compute_chec`): token healing in the runner takes care of it; after a space
+  (`x = `, `return `), the space is taken back and written again with the word after it (byte-level
+  BPE merges them: " defaultdict"), since a lone space token before code is something the model
+  never saw, and after it wrote `~~~~` or `-------`;
 - after a line that opens a block (`def fib(n):`): the body starts on the next line, one level deeper;
 - at the start of a line, or at its indentation (`def fib(n):\\n`, `...:\\n    `), as files, editors and
   scripts send it. A prompt ending in whitespace is not how the model ever saw code cut (byte-level BPE
@@ -61,6 +64,9 @@ def place(prompt: str, block_mode: bool = True) -> Cursor:
         line = prompt.rsplit("\n", 1)[-1]
         if block_mode and opens_block(line):  # the body starts on the next line, one level deeper
             return Cursor(len(prompt), "\n" + " " * (indent_of(line) + INDENT_WIDTH - 1), indent_first=True, body=True)
+        spaces = len(line) - len(line.rstrip(" "))
+        if spaces and line.strip():  # `x = `: the model reads the space with the word after it
+            return Cursor(len(prompt) - spaces, retype=" " * spaces)
         return Cursor(len(prompt))
     keep = at_line_start.start()
     typed = indent_of(at_line_start.group(1))
