@@ -65,15 +65,15 @@ TERMS = FEATURES + tuple(f"{FEATURES[i]}*{FEATURES[j]}" for i, j in PAIRS)
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
 # fmt: off
 SHIPPED_WEIGHTS = (
-    -0.00168, 0.00754, -0.05754, 0.0573, -1.0199, 0.36381, 0.64245, -0.63045,
-    -0.0368, 0.81746, 0.03607, 0.41243, 0.40306, 0.07778, -0.02917, -0.29372,
-    0.02154, -0.01418, -0.08172, 0.02271, 0.77448, -0.09269, 0.01623, -0.13588,
-    0.08848, 0.62794, 2.10572, -1.14915, 0.03493, 0.55234, -0.00233, -0.07706,
-    -0.2711, -0.13074, 0.17987, 0.08111, 0.07738, 0.44553, 0.35885, 0.01757,
-    0.11246, 0.24208,
+    -0.00352, 0.01167, -0.04928, 0.04094, -1.02495, 0.25533, 0.55045, -0.53576,
+    -0.13008, 0.77461, -0.15393, 0.46092, 0.42553, 0.0627, -0.06458, -0.18753,
+    0.01953, 0.02136, -0.11287, 0.01628, 0.72772, -0.09774, 0.04514, -0.1241,
+    0.07993, 0.48227, 1.96889, -0.96847, 0.07966, 0.54285, -0.14032, 0.03235,
+    -0.19444, -0.15856, 0.12523, 0.03706, 0.049, 0.79623, 0.29249, 0.35887,
+    0.04323, 0.20376,
 )
 # fmt: on
-SHIPPED_BIAS = -2.16031
+SHIPPED_BIAS = -2.03667
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
 SERVE_MIN_CONFIDENCE = 0.2
