@@ -65,15 +65,15 @@ TERMS = FEATURES + tuple(f"{FEATURES[i]}*{FEATURES[j]}" for i, j in PAIRS)
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
 # fmt: off
 SHIPPED_WEIGHTS = (
-    -0.00352, 0.01167, -0.04928, 0.04094, -1.02495, 0.25533, 0.55045, -0.53576,
-    -0.13008, 0.77461, -0.15393, 0.46092, 0.42553, 0.0627, -0.06458, -0.18753,
-    0.01953, 0.02136, -0.11287, 0.01628, 0.72772, -0.09774, 0.04514, -0.1241,
-    0.07993, 0.48227, 1.96889, -0.96847, 0.07966, 0.54285, -0.14032, 0.03235,
-    -0.19444, -0.15856, 0.12523, 0.03706, 0.049, 0.79623, 0.29249, 0.35887,
-    0.04323, 0.20376,
+    0.04396, 0.02195, -0.05883, 0.06375, -1.13992, 0.2024, 0.47829, -0.55579,
+    -0.1501, 0.76848, -0.18535, 0.45245, 0.35897, 0.07111, -0.08818, -0.07381,
+    0.00938, 0.03766, -0.1371, 0.00749, 0.65007, -0.06454, 0.03956, -0.28022,
+    0.01341, 0.39611, 1.7712, -0.89903, 0.02107, 0.12513, 0.2255, 0.06228,
+    0.0984, -0.16577, 0.11273, 0.03716, -0.00155, 0.87999, 0.33972, 0.31349,
+    0.03052, 0.08777,
 )
 # fmt: on
-SHIPPED_BIAS = -2.03667
+SHIPPED_BIAS = -1.77024
 # serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
 # suggestions shown; the REPL marks a completion below it as likely wrong
 SERVE_MIN_CONFIDENCE = 0.2
