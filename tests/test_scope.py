@@ -79,3 +79,14 @@ def test_the_model_is_pushed_off_a_stranger_not_barred():
 def test_any_text_is_read_without_error(source, completion, piece):
     place = Scope(source).at(completion)
     assert place is None or place.stranger(piece) in (True, False)
+
+
+def test_a_copy_may_not_turn_the_users_word_into_a_name_the_code_lacks():
+    """`at` leaves the word the user began to the model; the copies' place reads it as the completion's."""
+    scope = Scope("def is_even(n):\n    if not n")
+    assert scope.at("") is None
+    for place in (scope.within_word(""), scope.before(" n")):
+        assert place is not None
+    assert scope.within_word("").stranger("x") and not scope.within_word("").stranger(":")
+    assert scope.before(" n").stranger(" nx") and not scope.before(" n").stranger(" n")
+    assert scope.within_word("x.y") is None and scope.before("zz") is None

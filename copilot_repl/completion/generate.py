@@ -344,6 +344,13 @@ class Stream:
         if place is not None:
             logp = strangers_less_likely(logp, place, engine.pieces(), engine.stranger_nats)
             found = [in_scope(match, place, engine.pieces()) for match in found]
+        elif not self.cursor.lead:  # inside a line: writing its end again, or going on with the user's word
+            taken = row.pending.decode("utf-8", "replace")
+            before = self.scope.before(taken) if taken and not row.text else self.scope.within_word(row.text)
+            if before is not None and taken and not taken.strip():  # a space: the next word is the completion's
+                logp = strangers_less_likely(logp, before, engine.pieces(), engine.stranger_nats)
+            if before is not None:  # the user's word: the model may finish it as it likes, a copy may not
+                found = [in_scope(match, before, engine.pieces()) for match in found]
         return mix(logp, list(zip(found, gates)))
 
     def _space_and_word(self) -> np.ndarray:

@@ -72,8 +72,29 @@ class Scope:
             return None
         if WORD_END.search(self.last_line).group() and WORD_END.fullmatch(completion):  # type: ignore[union-attr]
             return None  # the user began the name: it is theirs, whether the file has it or not
+        return self._place(self.last_line, completion)
+
+    def before(self, taken: str) -> Place | None:
+        """Where the copies stand while `taken`, the end of the prompt taken back by token healing, is
+        written again: before it. The model may finish the user's word as it likes, but a copy never
+        turns it into a name the code lacks (`if not n` -> `nx.is_connected(G)` from a project)."""
+        if not taken or not self.last_line.endswith(taken):
+            return None
+        return self._place(self.last_line[: len(self.last_line) - len(taken)], "")
+
+    def within_word(self, completion: str) -> Place | None:
+        """Where the copies stand while the completion goes on with the word the user began (where
+        `at` leaves the model free): as if the completion had written the whole word."""
+        word = WORD_END.search(self.last_line).group()  # type: ignore[union-attr]
+        if not word or not WORD_END.fullmatch(completion):
+            return None
+        return self._place(self.last_line[: len(self.last_line) - len(word)], word + completion)
+
+    def _place(self, last_line: str, completion: str) -> Place | None:
+        if (self.open_quotes + _triple_quotes(completion)) % 2:
+            return None
         cut = completion.rfind("\n")
-        line = completion[cut + 1 :] if cut >= 0 else self.last_line + completion
+        line = completion[cut + 1 :] if cut >= 0 else last_line + completion
         marks = STRING_OR_COMMENT.findall(line)  # read cheaply: a `#`, or an odd count of quotes
         if "#" in marks or marks.count('"') % 2 or marks.count("'") % 2:
             return None
