@@ -68,8 +68,6 @@ class Scope:
     def at(self, completion: str) -> Place | None:
         """Where a completion stands after `completion` (what it wrote so far); None inside a comment
         or a string, where any word goes."""
-        if (self.open_quotes + _triple_quotes(completion)) % 2:
-            return None
         if WORD_END.search(self.last_line).group() and WORD_END.fullmatch(completion):  # type: ignore[union-attr]
             return None  # the user began the name: it is theirs, whether the file has it or not
         return self._place(self.last_line, completion)
