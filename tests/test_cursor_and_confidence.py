@@ -195,8 +195,8 @@ def test_the_margin_is_the_lead_over_the_next_best_token():
 
 
 def test_a_confident_suggestion_is_cut_where_it_becomes_a_guess_and_a_doubtful_one_is_withheld():
-    steps = [(3, -0.1), (8, -2.0), (12, -3.0)]  # the whole of it: 0.9, then 0.12, then 0.006
-    assert 0.12 > GUESS_BELOW > 0.006
+    steps = [(3, -0.1), (8, -0.4), (12, -1.0)]  # the whole of it: 0.9, then 0.61, then 0.22
+    assert 0.61 > GUESS_BELOW > 0.22
     assert confident_part("abc defg hij", steps, confidence=0.5, min_confidence=0.2) == "abc defg"
     assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.2) == ""
     assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.0) == "abc defg"

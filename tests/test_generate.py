@@ -104,6 +104,21 @@ def test_token_healing_takes_back_the_cut_word_and_writes_it_again(untrained_bpe
     "".join(stream)  # and the completion runs
 
 
+def test_a_taken_back_word_start_is_not_counted_as_the_models_guess(untrained_bpe):
+    """The first token after `self.va` must agree with the typed `va`: its chance is read among the
+    tokens that do (an untrained model spreads it about evenly over them), not over all 300."""
+    import math
+
+    prompt = "    return self.va"
+    tokenizer = untrained_bpe.tokenizer
+    removed = heal(tokenizer, [tokenizer.eot_id, *tokenizer.encode(prompt)], prompt)[1]
+    agreeing = len(untrained_bpe.agreeing(removed))
+    assert 0 < agreeing < tokenizer.vocab_size / 10
+    done = complete(untrained_bpe, prompt, temperature=0, max_tokens=2, repeat_penalty=1.0)
+    first = done.result.candidates[0].steps[0][1]
+    assert first > -math.log(agreeing) - 1.0 > -math.log(tokenizer.vocab_size) + 1.0
+
+
 def test_an_identifier_typed_earlier_in_the_session_is_completed():
     """The buffer cache copies from the context: the issue's own example, on the shipped model, greedy."""
     from copilot_repl import checkpoint

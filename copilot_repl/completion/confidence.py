@@ -65,31 +65,43 @@ TERMS = FEATURES + tuple(f"{FEATURES[i]}*{FEATURES[j]}" for i, j in PAIRS)
 # fitted on the shipped model (`python -m benchmarks.fit_suggestions`); a checkpoint's own fit replaces it
 # fmt: off
 SHIPPED_WEIGHTS = (
-    0.04396, 0.02195, -0.05883, 0.06375, -1.13992, 0.2024, 0.47829, -0.55579,
-    -0.1501, 0.76848, -0.18535, 0.45245, 0.35897, 0.07111, -0.08818, -0.07381,
-    0.00938, 0.03766, -0.1371, 0.00749, 0.65007, -0.06454, 0.03956, -0.28022,
-    0.01341, 0.39611, 1.7712, -0.89903, 0.02107, 0.12513, 0.2255, 0.06228,
-    0.0984, -0.16577, 0.11273, 0.03716, -0.00155, 0.87999, 0.33972, 0.31349,
-    0.03052, 0.08777,
+    0.42791, 0.39291, 0.24787, -0.03349, -1.7275, 0.29061, 0.29184, -0.4031,
+    -0.3077, 0.54761, -0.01445, 0.59361, 0.35888, -0.0304, -0.37384, -0.05561,
+    -0.03775, -0.14401, -0.0645, -0.30866, 0.37178, 0.11871, 0.09009, -0.22655,
+    -0.23192, 0.29027, 1.7983, -1.67956, -0.11994, -0.08544, 0.34161, 0.02628,
+    0.1908, -0.17861, 0.10883, -0.03033, -0.0046, 0.91974, 0.31277, 0.14301,
+    -0.08756, 0.12022,
 )
 # fmt: on
-SHIPPED_BIAS = -1.77024
-# serve's default min_confidence, chosen on benchmarks/keystrokes.py: most keystrokes saved for few wrong
-# suggestions shown; the REPL marks a completion below it as likely wrong
-SERVE_MIN_CONFIDENCE = 0.2
+SHIPPED_BIAS = -1.15791
+# serve's default min_confidence, chosen with GUESS_BELOW on the fitting package (benchmarks/keystrokes.py):
+# most keystrokes saved for few wrong suggestions shown. Low, since what is shown is only the part the model
+# is sure of: above it, what decides is where that part ends
+SERVE_MIN_CONFIDENCE = 0.05
+# the REPL shows a completion asked for with Enter whatever its confidence, and marks it as likely wrong
+# below this (unless a min_confidence is set): the whole of it, not a sure start, is what is shown there
+LIKELY_WRONG_BELOW = 0.2
 # where a one-line suggestion mid-word shows nothing, what the names of the user's code (or project)
 # begun at the cursor go on with is shown instead, at this confidence: such suggestions were taken 61-94%
 # of the time on the fitting package at serve's default (shipped model; benchmarks/keystrokes.py)
 KNOWN_NAME_CONFIDENCE = 0.6
 # a suggestion that is shown is cut where the model's running probability of the whole of it falls below
-# this: chosen with serve's default on the same benchmark (cutting at min_confidence itself saved less)
-GUESS_BELOW = 0.01
+# this (even odds: shown while more likely right than not), chosen with serve's default on the fitting
+# package; a word's typed start is not counted as the model's guess (the runner's probabilities are the
+# tokens' chances among those the cursor allows)
+GUESS_BELOW = 0.5
+# the same for a block (the REPL's body under a line that opens one): many lines are never all even odds,
+# and a body cut at its first doubtful token is half a statement
+BLOCK_GUESS_BELOW = 0.01
 
 
-def confident_part(text: str, steps: list[tuple[int, float]], confidence: float, min_confidence: float) -> str:
+def confident_part(
+    text: str, steps: list[tuple[int, float]], confidence: float, min_confidence: float, one_line: bool = True
+) -> str:
     """What of a completion to show at `min_confidence`: nothing below it, else the part the model does
     not merely guess (one rule for the runner and the benchmark that chose serve's default)."""
-    keep = confident_length(steps, GUESS_BELOW) if confidence >= min_confidence else 0
+    floor = GUESS_BELOW if one_line else BLOCK_GUESS_BELOW
+    keep = confident_length(steps, floor) if confidence >= min_confidence else 0
     return text[:keep].rstrip()
 
 

@@ -292,7 +292,9 @@ class Stream:
                 logp[i] += allowed
             if not np.isfinite(logp[i]).any():  # no token of this vocabulary can obey: let it be
                 logp[i] = free[i]
-        return logp, model_logp, copied
+        # the chance among the tokens allowed here: what the user typed of a word is not the model's
+        # guess, so `hook` after a typed `ho` is as sure as the model is among the tokens that agree
+        return log_softmax(logp), model_logp, copied
 
     def _publish(self, window: Window, rows: list[Row], finished: bool, shown: int, seconds: float, steps: int) -> Result:
         """The result, judged and ranked, and every listener told it."""

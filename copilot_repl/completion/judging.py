@@ -33,7 +33,7 @@ def judge(
     if not best.syntax_ok and (must_close or (prompt_parses and len(candidates) > 1)):
         best.withheld, best.text, best.stop_reason = best.text, "", "no valid candidate"
     elif req.sampling.min_confidence:
-        part = confident_part(best.text, best.steps, best.confidence, req.sampling.min_confidence)
+        part = confident_part(best.text, best.steps, best.confidence, req.sampling.min_confidence, req.sampling.one_line)
         if part != best.text:
             reason = "confidence" if part.strip() else "low confidence"
             best.withheld, best.text, best.stop_reason = best.text[len(part) :], part, reason

@@ -284,12 +284,12 @@ class Session:
         return self.turns[-1]
 
     def _start(self, prompt: str, suffix: str | None, context: str, done, copyable: str | None = None, shown_anyway=False):
-        from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
+        from copilot_repl.completion.confidence import LIKELY_WRONG_BELOW
         from copilot_repl.completion.generate import Request
 
         self.model()
         sampling = self.sampling
-        marked_below = sampling.min_confidence or SERVE_MIN_CONFIDENCE
+        marked_below = sampling.min_confidence or LIKELY_WRONG_BELOW
         if shown_anyway:
             sampling = replace(sampling, min_confidence=0.0)
         stream = self.engine.complete(Request(prompt, suffix, context, sampling, copyable))
