@@ -200,6 +200,8 @@ def test_a_confident_suggestion_is_cut_where_it_becomes_a_guess_and_a_doubtful_o
     assert confident_part("abc defg hij", steps, confidence=0.5, min_confidence=0.2) == "abc defg"
     assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.2) == ""
     assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.0) == "abc defg"
+    # a block's many tokens are never all at even odds: it is cut only where it becomes a long shot
+    assert confident_part("abc defg hij", steps, confidence=0.5, min_confidence=0.2, one_line=False) == "abc defg hij"
 
 
 def test_a_long_specific_match_outweighs_a_short_generic_one():
