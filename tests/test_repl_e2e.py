@@ -254,8 +254,8 @@ def test_where_the_model_is_unsure_mid_word_the_one_name_typed_earlier_is_sugges
 
 
 def test_a_block_suggestion_shows_its_lines_under_the_input_and_tab_takes_them(tmp_path):
-    """Under a real terminal, at a lowered threshold: after `def is_even(n):` (defined earlier in the
-    session), the body is drawn on the line under the input; Tab takes it and Enter submits both lines.
+    """Under a real terminal, at a pinned threshold (0.05, serve's default now): after `def is_even(n):`
+    (defined earlier in the session), the body is drawn on the line under the input; Tab takes it and Enter submits both lines.
     Greedy, so that the session's own answers (its context) are the same on every run."""
     state = {"XDG_STATE_HOME": str(tmp_path / "state")}
     child = spawn_repl("--no-history", "--temperature", "0", env=state, dimensions=(30, 100))

@@ -151,7 +151,7 @@ def test_a_suggestion_appears_while_typing_and_a_key_takes_it(key):
 
 
 def test_after_a_line_that_opens_a_block_the_suggestion_is_its_body_and_tab_takes_every_line():
-    """Mechanics at a lowered threshold (the threshold's own test is below): the body of a definition
+    """Mechanics at a set threshold (0.05, pinned; the threshold's own test is below): the body of a definition
     typed earlier is suggested as lines under the input, and Tab takes all of them."""
     from copilot_repl.repl.suggest import BlockSuggestion, rest_lines
 
