@@ -127,6 +127,27 @@ def test_train_grows_a_base_deeper_and_says_so(tiny_model, project):
         open_sources([str(tiny_model), str(result.directory)], None, None)
 
 
+def test_train_lets_a_base_read_further_back_with_its_own_weights(tiny_model, project):
+    """A longer --block-size than the base's keeps every weight (rotary positions are computed): at one
+    step at a tiny rate the new model reads a short window as the base does, and a window past the
+    base's end at all."""
+    import torch
+
+    from copilot_repl.checkpoint_write import torch_model
+
+    base = checkpoint.open_checkpoint(tiny_model)
+    longer = 2 * base.config.block_size
+    result = fine_tune(tiny_model, project, "ft-longer", steps=1, lr=1e-7, muon_lr=1e-7, block_size=longer)
+    tuned = checkpoint.open_checkpoint(result.directory)
+    assert tuned.config.block_size == longer and tuned.meta["train"]["block_size"] == longer
+    ids = torch.randint(0, base.config.vocab_size, (1, base.config.block_size))
+    with torch.no_grad():
+        assert torch.allclose(torch_model(tuned)(ids)[0], torch_model(base)(ids)[0], atol=1e-3)
+        assert torch_model(tuned)(torch.cat([ids, ids], dim=1))[0].shape[1] == longer
+    with pytest.raises(UsageError, match="contradicts the base"):  # it never shrinks
+        open_base(str(result.directory), None).on_base(TrainConfig(block_size=longer // 2))
+
+
 def test_an_average_holds_the_mean_of_its_models_weights_and_the_first_ones_tokenizer_and_index(tiny_model, project):
     tuned = fine_tune(tiny_model, project, "ft-soup", steps=3).directory
     soup = save_average(open_sources([str(tiny_model), str(tuned)], [1, 3], None), checkpoint.paras_dir() / "soup", {})

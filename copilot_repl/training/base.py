@@ -86,17 +86,19 @@ class Base:
 
     def on_base(self, config: TrainConfig) -> TrainConfig:
         """`config` with the base's tokenizer, context and shape; a flag that contradicts them is an error,
-        but for more --layers than the base's: the model grows from it (see `starting.deepened`)."""
+        but for more --layers than the base's (the model grows from it: see `starting.deepened`) and a longer
+        --block-size (rotary positions have no weights: the same weights read a longer window, and learn to)."""
         shape = self.shape()
-        if config.layers is not None and config.layers > shape["layers"]:
-            shape["layers"] = config.layers
+        for grows in ("layers", "block_size"):
+            if getattr(config, grows) is not None and getattr(config, grows) > shape[grows]:
+                shape[grows] = getattr(config, grows)
         for flag, value in shape.items():
             given = getattr(config, flag)
             if given is not None and given != value:
                 word = flag.replace("_", "-")
                 raise UsageError(
                     f"--{word} {given} contradicts the base {self.ref} ({word} {value}); "
-                    "a fine-tuned model keeps its base's tokenizer and shape (it may only grow deeper): leave the flag out"
+                    "a fine-tuned model keeps its base's tokenizer and shape (it may only grow deeper or read further back): leave the flag out"
                 )
         batch_size = config.batch_size or self.opened.meta.get("train", {}).get("batch_size")
         fixed = {k: v for k, v in shape.items() if k != "vocab_size"}

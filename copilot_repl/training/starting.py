@@ -69,7 +69,7 @@ def build_model(config: TrainConfig, vocab_size: int, device: str, out_dir: Path
     if state is not None:
         model = checkpoint_write.load(out_dir).model
     else:
-        model = GPT(config.model_config(vocab_size)) if base is None else checkpoint_write.torch_model(base.opened)
+        model = GPT(config.model_config(vocab_size)) if base is None else base_model(base, config.block_size)
         model = deepened(model, config.layers)
     model.to(device).train()
     optimizers = make_optimizers(model, config, device)
@@ -79,6 +79,15 @@ def build_model(config: TrainConfig, vocab_size: int, device: str, out_dir: Path
     for optimizer, saved_state in zip(optimizers, saved_states):
         optimizer.load_state_dict(saved_state)
     return model, optimizers, int(state["step"]), checkpoint.read_meta(out_dir).get("history", [])
+
+
+def base_model(base: Base, block_size: int | None) -> GPT:
+    """The base's weights, reading a window of `block_size`: rotary positions are computed, not learnt,
+    so a longer window needs no new weights, only training to use what lies further back."""
+    opened = base.opened
+    if block_size and block_size != opened.config.block_size:
+        opened = replace(opened, config=replace(opened.config, block_size=block_size))
+    return checkpoint_write.torch_model(opened)
 
 
 def deepened(model: GPT, layers: int | None) -> GPT:
