@@ -98,7 +98,8 @@ class Base:
                 word = flag.replace("_", "-")
                 raise UsageError(
                     f"--{word} {given} contradicts the base {self.ref} ({word} {value}); "
-                    "a fine-tuned model keeps its base's tokenizer and shape (it may only grow deeper or read further back): leave the flag out"
+                    "a fine-tuned model keeps its base's tokenizer and shape (it may only grow deeper or read further back): "
+                    "leave the flag out"
                 )
         batch_size = config.batch_size or self.opened.meta.get("train", {}).get("batch_size")
         fixed = {k: v for k, v in shape.items() if k != "vocab_size"}
