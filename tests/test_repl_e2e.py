@@ -230,7 +230,8 @@ def test_a_suggestion_shows_while_typing_and_right_takes_it(tmp_path):
     before Enter, dim after the cursor, and the Right arrow takes it into the line. Greedy, so that the
     session's code (the context the suggestion is written after) is the same on every run: after a sampled
     answer the model's sure part of the name was sometimes only `ksum`."""
-    child = spawn_repl("--no-history", "--temperature", "0", env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(40, 160))
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    child = spawn_repl("--no-history", "--temperature", "0", env=state, dimensions=(40, 160))
     child.expect(">>> ")
     complete(child, "def compute_checksum_of_payload(data):\x1b\rreturn sum(data) % 256")
     child.send("result = compute_chec")
@@ -245,7 +246,8 @@ def test_a_suggestion_shows_while_typing_and_right_takes_it(tmp_path):
 def test_where_the_model_is_unsure_mid_word_the_one_name_typed_earlier_is_suggested(tmp_path):
     """At a raised threshold the model's own `ksum_of_payload(data)` (confidence 0.3) is withheld; the
     session's one name that starts `compute_chec` is drawn instead. Greedy, as above."""
-    child = spawn_repl("--no-history", "--temperature", "0", env={"XDG_STATE_HOME": str(tmp_path / "state")}, dimensions=(40, 160))
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    child = spawn_repl("--no-history", "--temperature", "0", env=state, dimensions=(40, 160))
     child.expect(">>> ")
     command(child, ":set min_confidence 0.55", "min_confidence = 0.55")
     complete(child, "def compute_checksum_of_payload(data):\x1b\rreturn sum(data) % 256")
