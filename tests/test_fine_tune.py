@@ -146,6 +146,8 @@ def test_train_lets_a_base_read_further_back_with_its_own_weights(tiny_model, pr
         assert torch_model(tuned)(torch.cat([ids, ids], dim=1))[0].shape[1] == longer
     with pytest.raises(UsageError, match="contradicts the base"):  # it never shrinks
         open_base(str(result.directory), None).on_base(TrainConfig(block_size=longer // 2))
+    soup = save_average(open_sources([str(result.directory), str(tiny_model)], None, None), checkpoint.paras_dir() / "wide", {})
+    assert checkpoint.open_checkpoint(soup).config.block_size == base.config.block_size  # the window both read
 
 
 def test_an_average_holds_the_mean_of_its_models_weights_and_the_first_ones_tokenizer_and_index(tiny_model, project):

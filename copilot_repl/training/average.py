@@ -34,8 +34,10 @@ class Source:
 
 
 def open_sources(refs: Sequence[str], shares: Sequence[float] | None, paras: str | None) -> list[Source]:
-    """The models to average, opened and checked: one shape, one tokenizer. A UsageError (or a
-    CheckpointError for a model that cannot be read) says what does not fit, before anything is written."""
+    """The models to average, opened and checked: one shape, one tokenizer (the window each read may
+    differ: rotary positions are computed, so every weight has one shape whatever the window). A
+    UsageError (or a CheckpointError for a model that cannot be read) says what does not fit, before
+    anything is written."""
     if len(refs) < 2:
         raise UsageError("average needs two models or more")
     if shares is not None and len(shares) != len(refs):
@@ -45,7 +47,7 @@ def open_sources(refs: Sequence[str], shares: Sequence[float] | None, paras: str
     first = opened[0]
     tokenizer = first.tokenizer.fingerprint(first.directory / checkpoint.TOKENIZER_DIR)
     for ref, other in zip(refs[1:], opened[1:]):
-        if other.config != first.config:
+        if replace(other.config, block_size=first.config.block_size) != first.config:
             shapes = f"{_shape(other)} against {_shape(first)}"
             raise UsageError(f"{ref} and {refs[0]} differ in shape ({shapes}); only models of one shape average")
         if other.tokenizer.fingerprint(other.directory / checkpoint.TOKENIZER_DIR) != tokenizer:
@@ -67,13 +69,15 @@ def mean_weights(sources: Sequence[Source]) -> dict[str, np.ndarray]:
 
 def save_average(sources: Sequence[Source], directory: Path, made_by: dict) -> Path:
     """The sources' mean saved at `directory` (atomically), with the first source's tokenizer, index,
-    corpus record and fitted gate and confidence, and a record of what was averaged."""
+    corpus record and fitted gate and confidence, and a record of what was averaged. It reads the
+    shortest window any source was trained at: past that, some of its weights never saw a position."""
     first = sources[0].opened
+    window = min(s.opened.config.block_size for s in sources)
     meta = {key: value for key, value in first.meta.items() if key not in RUN_ONLY}
     meta["averaged"] = [{"name": s.ref, "path": str(s.opened.directory.resolve()), "share": round(s.share, 6)} for s in sources]
     meta["made_by"] = made_by
     index = first.directory / INDEX_DIR / TOKENS
-    model = torch_model(replace(first, weights=mean_weights(sources)))
+    model = torch_model(replace(first, config=replace(first.config, block_size=window), weights=mean_weights(sources)))
     files = {f"{INDEX_DIR}/{TOKENS}": index.read_bytes()} if index.is_file() else None
     with exclusive(directory):
         save(directory, model, first.tokenizer, meta, files=files)
