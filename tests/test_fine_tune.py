@@ -174,3 +174,4 @@ def test_average_scores_its_models_beside_their_mean_and_makes_it_active(tiny_mo
     assert all(0 < bpb < 10 for bpb in scores.values())
     shown = run_cli(stdin=f":average {tiny_model} {tuned} --name soup-repl\n:show\n")
     assert shown.returncode == 0 and "soup-repl" in shown.stdout, shown.stderr
+    assert f"tokenizer, index, gate and confidence of {tiny_model}" in shown.stdout  # what the mean keeps, and whose

@@ -252,7 +252,8 @@ def average_command(session: Session, args: argparse.Namespace, out: Output) -> 
         out.result(json.dumps({"path": str(directory), "data": what, "bits_per_byte": scores, "best": best}))
         return
     figures = ", ".join(f"{label} {bpb:.4f}" for label, bpb in scores.items())
-    out.result(f"saved {directory}; bits/byte (model alone) on {_kb(texts)} of the {what}: {figures}")
+    kept = f"tokenizer, index, gate and confidence of {sources[0].ref}"  # the first model's, whatever the others hold
+    out.result(f"saved {directory} ({kept}); bits/byte (model alone) on {_kb(texts)} of the {what}: {figures}")
     if best != args.name:
         out.info(f"note: {best} alone scores better than the average on this text")
 
