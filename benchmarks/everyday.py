@@ -15,6 +15,8 @@ import sys
 import tempfile
 from dataclasses import replace
 
+import numpy as np
+
 from copilot_repl.completion.settings import Sampling
 
 CASES: list[tuple[str, str]] = [
@@ -63,6 +65,144 @@ CASES: list[tuple[str, str]] = [
 ]
 
 
+# A right body for each prompt, written here, short and plain (each passes its test: see the tests).
+# Scored, not run: how many bits the model spends on them (`reference_bits_per_byte`).
+REFERENCES: dict[str, str] = {
+    "def is_prime(n):": """
+    if n < 2:
+        return False
+    for i in range(2, int(n**0.5) + 1):
+        if n % i == 0:
+            return False
+    return True""",
+    "def factorial(n):": """
+    result = 1
+    for i in range(2, n + 1):
+        result *= i
+    return result""",
+    "def fib(n):": """
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a""",
+    "def reverse_string(s):": """
+    return s[::-1]""",
+    "def is_palindrome(s):": """
+    return s == s[::-1]""",
+    "def sum_of_digits(n):": """
+    return sum(int(d) for d in str(n))""",
+    "def count_vowels(s):": """
+    return sum(1 for c in s.lower() if c in "aeiou")""",
+    "def gcd(a, b):": """
+    while b:
+        a, b = b, a % b
+    return a""",
+    "def lcm(a, b):": """
+    x, y = a, b
+    while y:
+        x, y = y, x % y
+    return a * b // x""",
+    "def is_even(n):": """
+    return n % 2 == 0""",
+    "def square(x):": """
+    return x * x""",
+    "def add(a, b):": """
+    return a + b""",
+    "def maximum(numbers):": """
+    return max(numbers)""",
+    "def average(numbers):": """
+    return sum(numbers) / len(numbers)""",
+    "def flatten(lists):": """
+    return [item for sublist in lists for item in sublist]""",
+    "def unique(items):": """
+    return list(set(items))""",
+    "def count_words(text):": """
+    return len(text.split())""",
+    "def word_count(text):": """
+    counts = {}
+    for word in text.split():
+        counts[word] = counts.get(word, 0) + 1
+    return counts""",
+    "def capitalize_words(s):": """
+    return " ".join(word.capitalize() for word in s.split())""",
+    "def celsius_to_fahrenheit(c):": """
+    return c * 9 / 5 + 32""",
+    "def fahrenheit_to_celsius(f):": """
+    return (f - 32) * 5 / 9""",
+    "def power(base, exp):": """
+    return base**exp""",
+    "def is_leap_year(year):": """
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)""",
+    "def binary_search(items, target):": """
+    low, high = 0, len(items) - 1
+    while low <= high:
+        mid = (low + high) // 2
+        if items[mid] == target:
+            return mid
+        if items[mid] < target:
+            low = mid + 1
+        else:
+            high = mid - 1
+    return -1""",
+    "def bubble_sort(items):": """
+    n = len(items)
+    for i in range(n):
+        for j in range(n - i - 1):
+            if items[j] > items[j + 1]:
+                items[j], items[j + 1] = items[j + 1], items[j]
+    return items""",
+    "def merge_dicts(a, b):": """
+    return {**a, **b}""",
+    "def chunks(items, size):": """
+    for i in range(0, len(items), size):
+        yield items[i : i + size]""",
+    "def read_lines(path):": """
+    with open(path) as f:
+        return f.readlines()""",
+    "def first(items):": """
+    return items[0]""",
+    "def last(items):": """
+    return items[-1]""",
+    "def clamp(x, low, high):": """
+    return max(low, min(x, high))""",
+    "def abs_value(x):": """
+    return x if x >= 0 else -x""",
+    "def is_empty(items):": """
+    return len(items) == 0""",
+    "def contains(items, x):": """
+    return x in items""",
+    "def to_upper(s):": """
+    return s.upper()""",
+    "def join_words(words):": """
+    return " ".join(words)""",
+    "def get_extension(filename):": """
+    return filename.rsplit(".", 1)[-1]""",
+    "class Stack:": """
+    def __init__(self):
+        self.items = []
+
+    def push(self, item):
+        self.items.append(item)
+
+    def pop(self):
+        return self.items.pop()""",
+    "class Counter:": """
+    def __init__(self):
+        self.count = 0
+
+    def increment(self):
+        self.count += 1""",
+    "class Point:": """
+    def __init__(self, x, y):
+        self.x = x
+        self.y = y""",
+    "def distance(x1, y1, x2, y2):": """
+    return ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5""",
+    "def remove_duplicates(items):": """
+    return list(dict.fromkeys(items))""",
+}
+
+
 def passes(source: str, test: str, timeout: float = 5.0) -> bool:
     """Run the definition and its test in a fresh interpreter, isolated (-I), in an empty folder."""
     with tempfile.TemporaryDirectory() as folder:
@@ -94,6 +234,23 @@ def unbound_names(source: str) -> set[str]:
     return found - set(dir(builtins))
 
 
+def reference_bits_per_byte(engine) -> float:
+    """Bits per byte the model alone spends on REFERENCES' bodies after their prompts, each read from
+    the start of a file. Pass counts move in steps of one definition in 42, and at this model's size
+    hardly move at all; this moves with every change in how near the model is to a right body."""
+    from copilot_repl.completion.scoring import bits_per_byte, model_logprobs
+
+    tokenizer, nats, scored = engine.tokenizer, 0.0, 0
+    for prompt, body in REFERENCES.items():
+        ids = tokenizer.encode(prompt + body + "\n")
+        # the prompt's tokens, as far as they stop short of the body (the last may run into it)
+        head = next(k for k in range(len(ids), -1, -1) if prompt.startswith(tokenizer.decode(ids[:k])))
+        logprobs = model_logprobs(engine.runtime, np.asarray([tokenizer.eot_id, *ids]))
+        nats += float(logprobs[head:].sum())
+        scored += len((prompt + body + "\n").encode()) - len(tokenizer.decode(ids[:head]).encode())
+    return bits_per_byte(nats, scored)
+
+
 def everyday(model: str | None = None, samples: int = 5) -> dict:
     from copilot_repl.completion.session import Session
 
@@ -118,4 +275,5 @@ def everyday(model: str | None = None, samples: int = 5) -> dict:
         f"best_of_{samples}": best / n,
         "runs_greedy": valid / n,
         "read_unbound_names": unbound / (2 * n),  # of the greedy and the best-of-n answers
+        "reference_bits_per_byte": reference_bits_per_byte(session.engine),
     }

@@ -132,14 +132,15 @@ def ngrams(text: str) -> set[tuple[str, ...]]:
 
 
 def evaluation_sets() -> tuple[set[str], set[tuple[str, ...]]]:
-    """The names the benchmarks ask a model to define, and every 13-word run of their prompts and tests."""
+    """The names the benchmarks ask a model to define, and every 13-word run of their prompts, tests and
+    reference answers."""
     from benchmarks.docstrings import tasks
-    from benchmarks.everyday import CASES
+    from benchmarks.everyday import CASES, REFERENCES
 
     names, grams = set(), set()
     for prompt, test in CASES:
         names.update(DEFINED.findall(prompt))
-        grams |= ngrams(test)
+        grams |= ngrams(test) | ngrams(prompt + REFERENCES[prompt])
     for task in tasks():
         names.add(task["entry_point"])
         grams |= ngrams(task["prompt"]) | ngrams(task["test"]) | ngrams(task["prompt"] + task["canonical_solution"])
