@@ -42,10 +42,10 @@ def suites(quick: bool) -> dict:
         "quality": lambda: quality.quality(60 if quick else 600, [0] if quick else [0, 1, 2]),
         "completion": lambda: {
             **completion.line_completion(200 if quick else 1000),
-            **completion.loops_and_cost(1 if quick else 8),
+            **completion.loops_and_cost(1 if quick else 24),
         },
         "keystrokes": lambda: keystrokes.keystrokes(chars=1500 if quick else None),
-        "everyday": lambda: everyday.everyday(samples=5),
+        "everyday": lambda: everyday.everyday(samples=5, seeds=range(100, 101) if quick else everyday.SAMPLED_SEEDS),
         "docstrings": lambda: docstrings.docstrings(limit=40 if quick else None),
         "suggest": lambda: suggest_latency.latency(100 if quick else 300),
         "editor": lambda: editor_latency.latency(15 if quick else 40),
