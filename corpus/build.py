@@ -1,7 +1,6 @@
 """Build the default model's training corpus: everyday Python and library code, de-duplicated against our benchmarks.
 
-    python corpus/build.py    # writes corpus/build/{everyday,library,definitions}.jsonl.gz, library-NOTICE.md;
-                              # prints what it dropped
+    python corpus/build.py    # writes corpus/build/{everyday,library}.jsonl.gz, library-NOTICE.md; prints what it dropped
 
 Sources (see corpus/README.md for commits, versions and licences):
 - TheAlgorithms/Python and exercism/python at pinned commits, read with git from clones kept in
@@ -9,8 +8,6 @@ Sources (see corpus/README.md for commits, versions and licences):
 - keon/algorithms, as published on the package index (`algorithms==1.0.1`, fetched with `pip download`);
 - 26 MIT or BSD libraries as published there (`LIBRARIES`), their tests left out: library.jsonl.gz.
 The standard library is added at training time (`--corpus ... stdlib`), as the README's command shows.
-definitions.jsonl.gz distils all three (and this Python's standard library) to short definitions
-without docstrings or annotations, as they are typed at a prompt (corpus/definitions.py).
 
 Nothing an evaluation asks for may be learnt by heart: a file is dropped when it defines a name that a
 benchmark prompt defines at the top level (`def is_prime(`, `class Stack:`, HumanEval's entry points), or when it shares a
@@ -26,15 +23,12 @@ import json
 import re
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks' prompts are read from the checkout
-
-from corpus.definitions import distilled  # noqa: E402
 
 ALGORITHMS = ("algorithms", "1.0.1", "https://github.com/keon/algorithms", "MIT")
 LIBRARIES = (  # pure-Python packages as published on the package index, MIT or BSD: library code for breadth
@@ -126,24 +120,6 @@ def library_notices() -> str:
             texts = [wheel.read(p).decode().replace("\r\n", "\n").strip() for p in files]
         sections.append(f"## {name} {version} ({licence}, on PyPI)\n\n" + "\n\n".join(f"```\n{t}\n```" for t in texts))
     return "\n\n".join(sections) + "\n"
-
-
-def stdlib() -> list[dict]:
-    """This Python's standard library, the files `--corpus stdlib` reads, as records."""
-    from copilot_repl.sources import python_files
-
-    root = Path(sysconfig.get_paths()["stdlib"])
-    version = f"CPython {sys.version.split()[0]}"
-    return [
-        {
-            "repo": "python/cpython",
-            "commit": version,
-            "path": str(p.relative_to(root)),
-            "license": "PSF-2.0",
-            "content": p.read_text(errors="replace"),
-        }
-        for p in python_files(root)
-    ]
 
 
 def words(text: str) -> list[str]:
@@ -277,13 +253,9 @@ def main() -> None:
     else:
         records = list(from_git(Path(args.clones)))
     records += list(algorithms())
-    short: list[dict] = []
-    for name, chosen in (("everyday", records), ("library", list(libraries())), ("stdlib", stdlib())):
+    for name, chosen in (("everyday", records), ("library", list(libraries()))):
         kept, dropped = kept_records(chosen, names, grams)
-        if name != "stdlib":  # read whole at training time (`--corpus stdlib`)
-            write(Path(args.out) / f"{name}.jsonl.gz", kept, dropped, len(chosen))
-        short += [r for r in distilled(kept, names) if not ngrams(r["content"]) & grams]
-    write(Path(args.out) / "definitions.jsonl.gz", short, {}, len(short))
+        write(Path(args.out) / f"{name}.jsonl.gz", kept, dropped, len(chosen))
     (Path(args.out) / "library-NOTICE.md").write_text(library_notices())  # for the shipped folder's NOTICE.md
 
 
