@@ -242,12 +242,13 @@ def reference_bits_per_byte(engine) -> float:
 
     tokenizer, nats, scored = engine.tokenizer, 0.0, 0
     for prompt, body in REFERENCES.items():
-        ids = tokenizer.encode(prompt + body + "\n")
+        text = prompt + body + "\n"
+        ids = tokenizer.encode(text)
         # the prompt's tokens, as far as they stop short of the body (the last may run into it)
         head = next(k for k in range(len(ids), -1, -1) if prompt.startswith(tokenizer.decode(ids[:k])))
         logprobs = model_logprobs(engine.runtime, np.asarray([tokenizer.eot_id, *ids]))
         nats += float(logprobs[head:].sum())
-        scored += len((prompt + body + "\n").encode()) - len(tokenizer.decode(ids[:head]).encode())
+        scored += len(text.encode()) - len(tokenizer.decode(ids[:head]).encode())
     return bits_per_byte(nats, scored)
 
 
