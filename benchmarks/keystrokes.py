@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from copilot_repl.completion.result import WORDS, known_name_rest
+from copilot_repl.completion.settings import CUT_BELOW
 
 TEST_PACKAGE = ("pluggy", ("_callers.py", "_result.py", "_tracing.py", "_warnings.py"))  # about 12,000 characters
 FIT_PACKAGE = ("pygments", ("filter.py", "formatter.py", "console.py", "modeline.py", "plugin.py", "style.py"))
 
 Suggest = Callable[[str], "Shown | None"]
+Point = float | tuple[float, float]  # a min_confidence (cut at CUT_BELOW), or (min_confidence, cut_below)
 
 
 @dataclass
@@ -84,13 +86,13 @@ def after_newline(text: str, pos: int) -> int:
     return pos
 
 
-def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0) -> Tally:
+def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0, cut_below: float = CUT_BELOW) -> Tally:
     tally, pos = Tally(), 0
     while pos < len(text):
         end = text.find("\n", pos)
         rest = text[pos : end if end >= 0 else len(text)]
         tally.positions += 1
-        shown = at_confidence(suggest(text[:pos]), min_confidence)
+        shown = at_confidence(suggest(text[:pos]), min_confidence, cut_below)
         gained = 0
         if shown is not None and shown.text:
             gained, keys = taken(shown.text, rest)
@@ -108,7 +110,7 @@ def simulate(text: str, suggest: Suggest, min_confidence: float = 0.0) -> Tally:
     return tally
 
 
-def at_confidence(shown: Shown | None, min_confidence: float) -> Shown | None:
+def at_confidence(shown: Shown | None, min_confidence: float, cut_below: float = CUT_BELOW) -> Shown | None:
     """What serve shows at `min_confidence`: nothing below it, else the part the model does not merely
     guess, and where that leaves nothing, what the names begun at the cursor go on with (the runner's
     rules, applied here so that one pass serves every threshold)."""
@@ -118,7 +120,7 @@ def at_confidence(shown: Shown | None, min_confidence: float) -> Shown | None:
         return shown
     if not shown.steps:  # a history line, or a known name already
         return shown if shown.confidence >= min_confidence else None
-    text = confident_part(shown.text, shown.steps, shown.confidence, min_confidence)
+    text = confident_part(shown.text, shown.steps, shown.confidence, min_confidence, cut_below=cut_below)
     if text:
         return Shown(text, shown.confidence, shown.features, shown.steps)
     if shown.name and KNOWN_NAME_CONFIDENCE >= min_confidence:
@@ -180,12 +182,12 @@ def server_suggester(session) -> Suggest:
 def run(
     package: tuple[str, tuple[str, ...]],
     column: str,
-    thresholds: tuple[float, ...] = (0.0,),
+    thresholds: tuple[Point, ...] = (0.0,),
     chars: int | None = None,
     model: str | None = None,
-) -> dict[float, Tally]:
+) -> dict[Point, Tally]:
     """One column (`history`, `model`, or `model+index`: the package's other files indexed), a tally per
-    min_confidence threshold."""
+    min_confidence threshold (cut at CUT_BELOW), or per (min_confidence, cut_below)."""
     from copilot_repl.completion.session import Session
 
     typed, others = package_files(*package)
@@ -198,11 +200,13 @@ def run(
     for path, suggest in zip(typed, suggesters):
         text = path.read_text(encoding="utf-8")
         for threshold in thresholds:
-            tallies[threshold].add(simulate(text[:chars] if chars else text, suggest, threshold))
+            point = threshold if isinstance(threshold, tuple) else (threshold, CUT_BELOW)
+            tallies[threshold].add(simulate(text[:chars] if chars else text, suggest, *point))
     return tallies
 
 
 SWEEP = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5)
+CUTS = (0.25, 0.5)  # cut_below beside the default, at serve's min_confidence: where the cut moves the trade
 
 
 def keystrokes(chars: int | None = None, thresholds: tuple[float, ...] = SWEEP) -> dict:
@@ -210,20 +214,24 @@ def keystrokes(chars: int | None = None, thresholds: tuple[float, ...] = SWEEP) 
     package's other files as an index, at each min_confidence (serve's default among them)."""
     from copilot_repl.completion.confidence import SERVE_MIN_CONFIDENCE
 
-    thresholds = tuple(sorted({*thresholds, SERVE_MIN_CONFIDENCE}))
+    points: tuple[Point, ...] = (*sorted({*thresholds, SERVE_MIN_CONFIDENCE}), *((SERVE_MIN_CONFIDENCE, c) for c in CUTS))
     result: dict = {"package": TEST_PACKAGE[0], "files": len(TEST_PACKAGE[1]), "serve_min_confidence": SERVE_MIN_CONFIDENCE}
     columns = ("history", "model", "model+index")
-    jobs = [(column, (0.0,) if column == "history" else thresholds, chars) for column in columns]
+    jobs = [(column, (0.0,) if column == "history" else points, chars) for column in columns]
     with ProcessPoolExecutor(2) as pool:  # one thread each: the two model columns side by side
         for column, tallies in zip(columns, pool.map(_column, jobs)):
-            for threshold, tally in tallies.items():
+            for point, tally in tallies.items():
                 result["keys_without_suggestions"] = tally.baseline_keys
-                label = column if column == "history" else f"{column}@{threshold:g}"
+                label = column if column == "history" else f"{column}@{_label(point)}"
                 for name, value in tally.summary().items():
                     result[f"{label}_{name}"] = round(value, 4)
     return result
 
 
-def _column(job: tuple[str, tuple[float, ...], int | None]) -> dict[float, Tally]:
+def _label(point: Point) -> str:
+    return f"{point[0]:g}/cut{point[1]:g}" if isinstance(point, tuple) else f"{point:g}"
+
+
+def _column(job: tuple[str, tuple[Point, ...], int | None]) -> dict[Point, Tally]:
     column, thresholds, chars = job
     return run(TEST_PACKAGE, column, thresholds, chars)

@@ -86,6 +86,7 @@ def _sampling(body: dict, base: Sampling, names: dict[str, str] | None = None) -
         ("min_p", (int, float)),
         ("repeat_penalty", (int, float)),
         ("min_confidence", (int, float)),
+        ("cut_below", (int, float)),
     ):
         field = names.get(name, name)
         value = _typed(body, field, kinds)

@@ -4,7 +4,8 @@ POST /v1/completions is the raw-completion route that editor plugins use for tab
 suffix for a fill, max_tokens, temperature, top_p, stop, n, seed, stream as server-sent events);
 GET /v1/models and GET /health. Each choice carries the completion's `confidence` (0-1, the fitted chance
 that a person takes some of it); one below `min_confidence` (the request's, else serve's default) comes
-back empty, with `stop_reason` "low confidence": an editor shows nothing rather than noise.
+back empty, with `stop_reason` "low confidence" ("unsure start" where its first words are less likely
+than `cut_below`): an editor shows nothing rather than noise.
 The standard library's threading server is enough: a request is a few milliseconds of model time,
 so requests wait their turn for the one model (a lock), and none is dropped. Like llama.cpp's server,
 a prompt longer than the model's window is cropped from the left (the window is small; editors send

@@ -6,15 +6,18 @@ import math
 import os
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot_repl.completion.confidence import FEATURES, GUESS_BELOW, IDLE, TERMS, Confidence, confident_part
+from copilot_repl.completion.confidence import FEATURES, IDLE, TERMS, Confidence, confident_part
 from copilot_repl.completion.cursor import Cursor, place
 from copilot_repl.completion.generate import _margin
 from copilot_repl.completion.judging import already_there
 from copilot_repl.completion.result import inside_word, known_name_rest, text_features
 from copilot_repl.completion.retrieval import Gate, Match, log_odds, mix
+from copilot_repl.completion.settings import CUT_BELOW, Sampling, apply
+from copilot_repl.errors import UsageError
 
 
 def test_a_block_opener_starts_the_body_one_level_deeper():
@@ -196,12 +199,22 @@ def test_the_margin_is_the_lead_over_the_next_best_token():
 
 def test_a_confident_suggestion_is_cut_where_it_becomes_a_guess_and_a_doubtful_one_is_withheld():
     steps = [(3, -0.1), (8, -0.4), (12, -1.0)]  # the whole of it: 0.9, then 0.61, then 0.22
-    assert 0.61 > GUESS_BELOW > 0.22
+    assert 0.61 > CUT_BELOW > 0.22
     assert confident_part("abc defg hij", steps, confidence=0.5, min_confidence=0.2) == "abc defg"
     assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.2) == ""
     assert confident_part("abc defg hij", steps, confidence=0.1, min_confidence=0.0) == "abc defg"
     # a block's many tokens are never all at even odds: it is cut only where it becomes a long shot
     assert confident_part("abc defg hij", steps, confidence=0.5, min_confidence=0.2, one_line=False) == "abc defg hij"
+
+
+def test_cut_below_moves_where_a_one_line_suggestion_ends():
+    """The floor decides most of what is shown: higher shows less (and less of it wrong), lower more."""
+    steps = [(3, -0.1), (8, -0.4), (12, -1.0)]  # the whole of it: 0.9, then 0.61, then 0.22
+    cut = [confident_part("abc defg hij", steps, 0.5, 0.2, cut_below=floor) for floor in (0.95, 0.7, 0.5, 0.1)]
+    assert cut == ["", "abc", "abc defg", "abc defg hij"]
+    assert apply(Sampling(), "cut_below", "0.5").cut_below == 0.5 and Sampling().cut_below == CUT_BELOW
+    with pytest.raises(UsageError, match="cut_below"):
+        apply(Sampling(), "cut_below", "2")
 
 
 def test_a_long_specific_match_outweighs_a_short_generic_one():

@@ -90,6 +90,7 @@ def raw(url: str, body: bytes, path: str = "/v1/completions") -> tuple[int, dict
         (b'{"prompt": "x", "max_tokens": "ten"}', 400, "max_tokens"),
         (b'{"prompt": "x", "max_tokens": 100000}', 400, "max_tokens"),
         (b'{"prompt": "x", "temperature": -1}', 400, "temperature"),
+        (b'{"prompt": "x", "cut_below": 2}', 400, "cut_below"),
         (b'{"prompt": "x", "stream": "yes"}', 400, "stream"),
         (b'{"prompt": "x", "stop": [1]}', 400, "stop"),
         (b'{"prompt": "x", "model": "no-such-model"}', 404, "model"),

@@ -151,6 +151,14 @@ def test_mid_word_the_one_name_of_the_users_project_that_starts_so_is_suggested(
     assert record["confidence"] == 0.6 and once(*line[:-1], "0.7")["completion"] == ""
 
 
+def test_cut_below_decides_how_much_of_a_suggestion_shows():
+    line = ("def __init__(self", "--stop", "\\n", "--min-confidence", "0.01")
+    longer, shorter, none = (once(*line, "--cut-below", floor) for floor in ("0.01", "0.5", "0.99"))
+    assert longer["completion"].startswith(shorter["completion"]) and len(shorter["completion"]) < len(longer["completion"])
+    assert none["completion"] == "" and none["stop_reason"] == "unsure start" and "cut_below" in none["note"]
+    assert none["confidence"] == longer["confidence"] >= 0.01  # the same suggestion, cut in three places
+
+
 def test_confidence_is_in_the_record_and_min_confidence_withholds():
     record = once("def area(radius):")
     assert record["completion"] and 0.0 <= record["confidence"] <= 1.0

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from copilot_repl.completion.settings import CUT_BELOW
+
 FEATURES = (
     "mean_logprob",
     "lowest_logprob",
@@ -74,9 +76,9 @@ SHIPPED_WEIGHTS = (
 )
 # fmt: on
 SHIPPED_BIAS = -1.15791
-# serve's default min_confidence, chosen with GUESS_BELOW on the fitting package (benchmarks/keystrokes.py):
-# most keystrokes saved for few wrong suggestions shown. Low, since what is shown is only the part the model
-# is sure of: above it, what decides is where that part ends
+# serve's default min_confidence, chosen with CUT_BELOW (settings.py) on the fitting package
+# (benchmarks/keystrokes.py). Low, since what is shown is only the part the model is sure of: above it,
+# what decides is where that part ends
 SERVE_MIN_CONFIDENCE = 0.05
 # the REPL shows a completion asked for with Enter whatever its confidence, and marks it as likely wrong
 # below this (unless a min_confidence is set): the whole of it, not a sure start, is what is shown there
@@ -85,22 +87,23 @@ LIKELY_WRONG_BELOW = 0.2
 # begun at the cursor go on with is shown instead, at this confidence: such suggestions were taken 61-94%
 # of the time on the fitting package at serve's default (shipped model; benchmarks/keystrokes.py)
 KNOWN_NAME_CONFIDENCE = 0.6
-# a suggestion that is shown is cut where the model's running probability of the whole of it falls below
-# this (even odds: shown while more likely right than not), chosen with serve's default on the fitting
-# package; a word's typed start is not counted as the model's guess (the runner's probabilities are the
-# tokens' chances among those the cursor allows)
-GUESS_BELOW = 0.5
-# the same for a block (the REPL's body under a line that opens one): many lines are never all even odds,
+# CUT_BELOW for a block (the REPL's body under a line that opens one): many lines are never all that likely,
 # and a body cut at its first doubtful token is half a statement
 BLOCK_GUESS_BELOW = 0.01
 
 
 def confident_part(
-    text: str, steps: list[tuple[int, float]], confidence: float, min_confidence: float, one_line: bool = True
+    text: str,
+    steps: list[tuple[int, float]],
+    confidence: float,
+    min_confidence: float,
+    one_line: bool = True,
+    cut_below: float = CUT_BELOW,
 ) -> str:
     """What of a completion to show at `min_confidence`: nothing below it, else the part the model does
-    not merely guess (one rule for the runner and the benchmark that chose serve's default)."""
-    floor = GUESS_BELOW if one_line else BLOCK_GUESS_BELOW
+    not merely guess, a one-line one cut where all of it is less likely than `cut_below` (one rule for
+    the runner and the benchmark that chose serve's defaults)."""
+    floor = cut_below if one_line else BLOCK_GUESS_BELOW
     keep = confident_length(steps, floor) if confidence >= min_confidence else 0
     return text[:keep].rstrip()
 

@@ -320,7 +320,7 @@ class Stream:
             retried = again.finish()
             seconds, steps = seconds + time.perf_counter() - began, steps + retried.steps
             # a valid retry stands, shown or withheld as not confident enough (that is why nothing shows)
-            if retried.candidates[0].text.strip() or retried.candidates[0].stop_reason == "low confidence":
+            if retried.candidates[0].text.strip() or retried.candidates[0].stop_reason in ("low confidence", "unsure start"):
                 candidates = retried.candidates[:1]
         known_name_instead(req, candidates[0], self.engine.project_names)
         result = Result(window.prompt_tokens, window.context_tokens, window.cropped, self.seed, seconds, candidates, steps)

@@ -33,9 +33,11 @@ def judge(
     if not best.syntax_ok and (must_close or (prompt_parses and len(candidates) > 1)):
         best.withheld, best.text, best.stop_reason = best.text, "", "no valid candidate"
     elif req.sampling.min_confidence:
-        part = confident_part(best.text, best.steps, best.confidence, req.sampling.min_confidence, req.sampling.one_line)
+        s = req.sampling
+        part = confident_part(best.text, best.steps, best.confidence, s.min_confidence, s.one_line, s.cut_below)
         if part != best.text:
-            reason = "confidence" if part.strip() else "low confidence"
+            low = best.confidence < s.min_confidence
+            reason = "confidence" if part.strip() else "low confidence" if low else "unsure start"
             best.withheld, best.text, best.stop_reason = best.text[len(part) :], part, reason
     return candidates
 

@@ -123,6 +123,7 @@ class Result:
         best = self.candidates[0]
         return {
             "low confidence": f"nothing confident enough to suggest (confidence {best.confidence:.2f}, below min_confidence)",
+            "unsure start": "nothing sure enough to suggest (the model finds its first words less likely than cut_below)",
             "no valid candidate": "no candidate was valid Python here",
             "repetition": "the model only repeated what is already there",
             "end of text": "the model ended the file here",
