@@ -89,7 +89,7 @@ LIKELY_WRONG_BELOW = 0.2
 KNOWN_NAME_CONFIDENCE = 0.6
 # CUT_BELOW for a block (the REPL's body under a line that opens one): many lines are never all that likely,
 # and a body cut at its first doubtful token is half a statement
-BLOCK_GUESS_BELOW = 0.01
+BLOCK_CUT_BELOW = 0.01
 
 
 def confident_part(
@@ -103,7 +103,7 @@ def confident_part(
     """What of a completion to show at `min_confidence`: nothing below it, else the part the model does
     not merely guess, a one-line one cut where all of it is less likely than `cut_below` (one rule for
     the runner and the benchmark that chose serve's defaults)."""
-    floor = cut_below if one_line else BLOCK_GUESS_BELOW
+    floor = cut_below if one_line else BLOCK_CUT_BELOW
     keep = confident_length(steps, floor) if confidence >= min_confidence else 0
     return text[:keep].rstrip()
 
