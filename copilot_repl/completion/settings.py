@@ -34,7 +34,7 @@ class Sampling:
     stop_mode: str = "block"
     n: int = 1  # best-of-n: candidates sampled in one batch
     min_confidence: float = 0.0  # withhold a completion less likely than this to be taken (0 shows all)
-    cut_below: float = CUT_BELOW  # with a min_confidence: cut a one-line one where all of it is less likely
+    cut_below: float = CUT_BELOW  # a one-line suggestion ends where all of it is less likely than this
     suggest: str = "on"  # the REPL's dim suggestion while typing
 
     @property
@@ -122,8 +122,8 @@ SETTINGS = {
         Setting(
             "cut_below",
             _number(float, 0.0, 1.0),
-            "with a min_confidence, cut a one-line suggestion where the model finds all of it less likely"
-            " than this (0-1): higher shows less, and less of it wrong",
+            "end a suggestion (serve's, the REPL's while you type) where the model finds all of it less"
+            " likely than this (0-1): higher shows less, and less of it wrong",
         ),
         Setting(
             "suggest",
